@@ -1,0 +1,43 @@
+"""Trains the generating classifier: a small CNN on MNIST.
+
+    python run.py --experiment=train
+
+Expected: test accuracy ≈ 99.4% after 10 epochs, about 3 minutes on a 2-core CPU.
+The model lands in `<workdir>/models/classifier/` and is reused by every experiment
+that asks for the same classifier config. `train:smoke` trains a tiny model on 2,048
+images in seconds (for tests).
+"""
+
+import ml_collections
+
+from flipnum_jax.errors import ConfigError
+
+
+def classifier_config(variant: str = '') -> ml_collections.ConfigDict:
+  """The generating classifier; other experiments embed it as `config.classifier`."""
+  config = ml_collections.ConfigDict()
+  config.name = 'classifier'
+  config.seed = 0
+  config.model = ml_collections.ConfigDict({'conv_features': (32, 64), 'hidden': 256})
+  config.epochs = 10
+  config.batch_size = 128
+  config.learning_rate = 3e-3
+  config.weight_decay = 1e-4
+  config.max_shift = 2  # random translations of up to 2 pixels
+  config.train_examples = 0  # 0 = all 60,000
+  if variant == 'smoke':
+    config.name = 'classifier_smoke'
+    config.model.conv_features = (8, 16)
+    config.model.hidden = 32
+    config.epochs = 1
+    config.train_examples = 2048
+  return config
+
+
+def get_config(variant: str = '') -> ml_collections.ConfigDict:
+  if variant not in ('', 'smoke'):
+    raise ConfigError(f"train has the variants '' and 'smoke', not {variant!r}")
+  config = ml_collections.ConfigDict()
+  config.job = 'train'
+  config.classifier = classifier_config(variant)
+  return config

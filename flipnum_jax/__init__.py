@@ -1,0 +1,1 @@
+"""flipnum-jax: flip digits that read as one digit upright and another turned 180°."""

@@ -1,0 +1,68 @@
+"""Saving and loading trained models: `<workdir>/models/<name>/`.
+
+A model folder holds `params/` (orbax), `config.json` (the config it was trained
+with) and `metrics.json`. `metrics.json` is written last, so its presence marks a
+complete model; every file is written atomically (orbax renames its own temporary
+folder into place).
+"""
+
+import json
+import pathlib
+from typing import Any, Callable
+
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from flipnum_jax import io
+from flipnum_jax.errors import CheckpointError
+
+PARAMS = 'params'
+CONFIG = 'config.json'
+METRICS = 'metrics.json'
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """A ConfigDict as plain JSON data (tuples become lists), for comparison on disk."""
+  return json.loads(config.to_json())
+
+
+def save(folder: pathlib.Path, model: nnx.Module,
+         config: ml_collections.ConfigDict, metrics: dict[str, Any]) -> None:
+  """Saves a trained model; an interrupted save leaves no `metrics.json`."""
+  (folder / METRICS).unlink(missing_ok=True)
+  folder.mkdir(parents=True, exist_ok=True)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save((folder / PARAMS).absolute(),
+                      nnx.to_pure_dict(nnx.state(model)), force=True)
+  io.write_json(folder / CONFIG, config_to_dict(config))
+  io.write_json(folder / METRICS, metrics)
+
+
+def saved_config(folder: pathlib.Path) -> dict[str, Any] | None:
+  """The config a complete model in `folder` was trained with, or None if none is."""
+  if not (folder / METRICS).is_file():
+    return None
+  try:
+    return json.loads((folder / CONFIG).read_text())
+  except (OSError, ValueError) as e:
+    raise CheckpointError(f'{folder / CONFIG} is unreadable ({e}); delete {folder} '
+                          'to retrain') from None
+
+
+def load(folder: pathlib.Path,
+         make_model: Callable[[], nnx.Module]) -> tuple[nnx.Module, dict[str, Any]]:
+  """Restores the model that `make_model` builds from `folder`, and its metrics."""
+  graphdef, state = nnx.split(nnx.eval_shape(make_model))
+  try:
+    metrics = json.loads((folder / METRICS).read_text())
+    with ocp.StandardCheckpointer() as checkpointer:
+      restored = checkpointer.restore((folder / PARAMS).absolute(),
+                                      nnx.to_pure_dict(state))
+  except Exception as e:  # pylint: disable=broad-except
+    # Orbax raises many types (ValueError, FileNotFoundError, tensorstore errors).
+    message = (str(e).splitlines() or [type(e).__name__])[0]
+    raise CheckpointError(f'the checkpoint in {folder} is damaged ({message[:200]}); '
+                          f'delete {folder} to retrain') from None
+  nnx.replace_by_pure_dict(state, restored)
+  return nnx.merge(graphdef, state), metrics

@@ -1,0 +1,58 @@
+"""Workdir layout and atomic file writes.
+
+Every file the kit writes goes through `atomic_write`: the bytes land in a temporary
+file beside the target, which is then renamed over it, so an interrupted run never
+leaves a half-written file that a later run would trust.
+"""
+
+import contextlib
+import io
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any, Iterator
+
+import numpy as np
+
+
+def model_dir(workdir: str | os.PathLike, name: str) -> pathlib.Path:
+  """Where the trained model `name` lives: `<workdir>/models/<name>/`."""
+  return pathlib.Path(workdir) / 'models' / name
+
+
+def experiment_dir(workdir: str | os.PathLike, experiment: str) -> pathlib.Path:
+  """Where an experiment's outputs go: `<workdir>/<experiment>/`."""
+  return pathlib.Path(workdir) / experiment
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+  """Yields a temporary path beside `path`; renames it to `path` on success."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp_name = tempfile.mkstemp(
+      dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+  os.close(fd)
+  tmp = pathlib.Path(tmp_name)
+  try:
+    yield tmp
+    tmp.chmod(0o644)  # mkstemp makes 0600 files; outputs are meant to be shared.
+    os.replace(tmp, path)
+  finally:
+    tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+  with atomic_path(path) as tmp:
+    tmp.write_bytes(data)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+  atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + '\n').encode())
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+  buffer = io.BytesIO()
+  np.savez_compressed(buffer, **arrays)
+  atomic_write(path, buffer.getvalue())

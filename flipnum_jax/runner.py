@@ -1,0 +1,59 @@
+"""Finds experiments, loads their configs and runs them; `run.py` only adds flags.
+
+An experiment is `experiments/<name>.py` with `get_config(variant)`; its config's
+`job` names the library function that runs it (see `JOBS`).
+"""
+
+import importlib
+import logging as std_logging
+import pathlib
+from typing import Callable
+
+import ml_collections
+from absl import logging
+
+from flipnum_jax import train
+from flipnum_jax.errors import ConfigError
+
+EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / 'experiments'
+
+# job name → function(config, workdir, data_dir, output_name).
+JOBS: dict[str, Callable[..., None]] = {
+    'train': train.run_experiment,
+}
+
+
+def known_experiments() -> list[str]:
+  return sorted(p.stem for p in EXPERIMENTS_DIR.glob('*.py') if p.stem != '__init__')
+
+
+def load_config(spec: str) -> tuple[str, ml_collections.ConfigDict]:
+  """`name` or `name:variant` → (name, the experiment's config)."""
+  name, _, variant = spec.partition(':')
+  if name not in known_experiments():
+    raise ConfigError(f'unknown experiment {name!r}; known: '
+                      f'{", ".join(known_experiments())}')
+  module = importlib.import_module(f'experiments.{name}')
+  return name, module.get_config(variant)
+
+
+def has_key(config: ml_collections.ConfigDict, dotted_key: str) -> bool:
+  """Whether `config` has the (possibly nested) key `a.b.c`."""
+  node = config
+  for part in dotted_key.split('.'):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      return False
+    node = node[part]
+  return True
+
+
+def run(name: str, config: ml_collections.ConfigDict, workdir: str,
+        data_dir: str | None) -> None:
+  JOBS[config.job](config, workdir, data_dir, name)
+
+
+def quiet_library_logs() -> None:
+  """Drops orbax's INFO chatter from the absl log, keeping its warnings."""
+  logging.get_absl_logger().addFilter(
+      lambda record: record.levelno >= std_logging.WARNING
+      or '/orbax/' not in record.pathname)

@@ -1,0 +1,181 @@
+"""Training loops for classifiers, and the cache of trained models in the workdir."""
+
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+
+from flipnum_jax import checkpoints
+from flipnum_jax import data
+from flipnum_jax import io
+from flipnum_jax import models
+from flipnum_jax.errors import TrainingError
+
+
+def random_shift(key: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
+  """Moves each image (N, 28, 28) by its own random integer offset in ±max_shift."""
+  if max_shift == 0:
+    return images
+  n, height, width = images.shape
+  padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+  offsets = jax.random.randint(key, (n, 2), 0, 2 * max_shift + 1)
+  crop = lambda image, offset: jax.lax.dynamic_slice(image, offset, (height, width))
+  return jax.vmap(crop)(padded, offsets)
+
+
+def cross_entropy(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array,
+                  labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Mean cross-entropy loss and the logits."""
+  logits = models.apply(graphdef, params, images)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  return loss, logits
+
+
+@functools.partial(
+    jax.jit, static_argnames=('graphdef', 'optimizer', 'max_shift'),
+    donate_argnames=('params', 'opt_state'))
+def train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation,
+               params: nnx.State, opt_state: optax.OptState, images: jax.Array,
+               labels: jax.Array, batch: jax.Array, key: jax.Array, *,
+               max_shift: int) -> tuple[nnx.State, optax.OptState, jax.Array, jax.Array]:
+  """One optimizer step on the examples `batch` indexes in (images, labels).
+
+  The whole training set stays on the device; only the batch's indices change per
+  call. Returns the new parameters and optimizer state, the loss and the batch
+  accuracy. (A `lax.scan` over the steps of an epoch would save the dispatch, but
+  XLA's CPU backend runs convolution weight-gradients ~3× slower inside a loop body
+  than at top level: measured 243 ms vs 87 ms here.)
+  """
+  batch_images = random_shift(key, images[batch], max_shift)
+  batch_labels = labels[batch]
+  (loss, logits), grads = jax.value_and_grad(cross_entropy, argnums=1, has_aux=True)(
+      graphdef, params, batch_images, batch_labels)
+  updates, opt_state = optimizer.update(grads, opt_state, params)
+  params = optax.apply_updates(params, updates)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch_labels)
+  return params, opt_state, loss, accuracy
+
+
+@functools.partial(jax.jit, static_argnames=('graphdef', 'batch_size'))
+def predict(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array, *,
+            batch_size: int = 1000) -> jax.Array:
+  """Logits for many images, in chunks of `batch_size` so memory stays bounded."""
+  n = images.shape[0]
+  padded = jnp.pad(images, ((0, -n % batch_size), (0, 0), (0, 0)))
+  chunks = padded.reshape(-1, batch_size, *images.shape[1:])
+  logits = jax.lax.map(functools.partial(models.apply, graphdef, params), chunks)
+  return logits.reshape(-1, logits.shape[-1])[:n]
+
+
+def accuracy(graphdef: nnx.GraphDef, params: nnx.State, images: np.ndarray,
+             labels: np.ndarray) -> float:
+  logits = predict(graphdef, params, jnp.asarray(data.to_float(images)))
+  return float(jnp.mean(jnp.argmax(logits, -1) == labels))
+
+
+def make_optimizer(config: ml_collections.ConfigDict,
+                   total_steps: int) -> optax.GradientTransformation:
+  """AdamW with a linear warm-up and cosine decay over the whole run."""
+  schedule = optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=config.learning_rate,
+      warmup_steps=max(1, total_steps // 20), decay_steps=total_steps)
+  return optax.adamw(schedule, weight_decay=config.weight_decay)
+
+
+def train_classifier(config: ml_collections.ConfigDict,
+                     mnist: data.Mnist) -> tuple[models.Classifier, dict[str, Any]]:
+  """Trains a classifier as `config` says; returns it and its metrics."""
+  init_key, data_key = jax.random.split(jax.random.key(config.seed))
+  model = models.make_classifier(config.model, init_key)
+  graphdef, params = nnx.split(model)
+  train_images, train_labels = mnist.train_images, mnist.train_labels
+  if config.train_examples:
+    train_images = train_images[:config.train_examples]
+    train_labels = train_labels[:config.train_examples]
+  images = jnp.asarray(data.to_float(train_images))
+  labels = jnp.asarray(train_labels)
+  steps_per_epoch = images.shape[0] // config.batch_size
+  if steps_per_epoch == 0:
+    raise TrainingError(f'batch_size {config.batch_size} exceeds the '
+                        f'{images.shape[0]} training images')
+  optimizer = make_optimizer(config, config.epochs * steps_per_epoch)
+  opt_state = optimizer.init(params)
+  logging.info('Training %s: %d parameters, %d epochs of %d steps (batch %d).',
+               config.name, models.num_params(params), config.epochs,
+               steps_per_epoch, config.batch_size)
+
+  start = time.perf_counter()
+  test_accuracy = float('nan')
+  for epoch, epoch_key in enumerate(jax.random.split(data_key, config.epochs), 1):
+    epoch_start = time.perf_counter()
+    order_key, shift_key = jax.random.split(epoch_key)
+    order = jax.random.permutation(order_key, images.shape[0])
+    batches = order[:steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)
+    step_metrics = []
+    for batch, step_key in zip(batches, jax.random.split(shift_key, steps_per_epoch)):
+      params, opt_state, loss, batch_accuracy = train_step(
+          graphdef, optimizer, params, opt_state, images, labels, batch, step_key,
+          max_shift=config.max_shift)
+      step_metrics.append((loss, batch_accuracy))
+    losses, accuracies = np.asarray(step_metrics).T
+    if not np.all(np.isfinite(losses)):
+      bad_step = int(np.argmin(np.isfinite(losses)))
+      raise TrainingError(f'training {config.name} diverged: the loss became '
+                          f'non-finite at epoch {epoch}, step {bad_step + 1}; '
+                          'lower config.classifier.learning_rate')
+    test_accuracy = accuracy(graphdef, params, mnist.test_images, mnist.test_labels)
+    epoch_seconds = time.perf_counter() - epoch_start
+    elapsed = time.perf_counter() - start
+    logging.info(
+        'epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  %.0f images/s  '
+        'ETA %.0fs', epoch, config.epochs, losses.mean(), accuracies.mean(),
+        test_accuracy, steps_per_epoch * config.batch_size / epoch_seconds,
+        elapsed / epoch * (config.epochs - epoch))
+  train_seconds = time.perf_counter() - start
+  metrics = {
+      'test_accuracy': test_accuracy,
+      'train_seconds': train_seconds,
+      'num_params': models.num_params(params),
+      'epochs': config.epochs,
+      'final_train_loss': float(losses[-steps_per_epoch // 10:].mean()),
+  }
+  return nnx.merge(graphdef, params), metrics
+
+
+def get_classifier(config: ml_collections.ConfigDict, workdir: str,
+                   data_dir: str | None) -> tuple[models.Classifier, dict[str, Any]]:
+  """The classifier `config` describes: loaded from the workdir, or trained and saved.
+
+  A saved model is reused only when it was trained with exactly this config.
+  """
+  folder = io.model_dir(workdir, config.name)
+  # Only shapes matter for restoring, so any key will do.
+  make_model = lambda: models.make_classifier(config.model, jax.random.key(0))
+  if checkpoints.saved_config(folder) == checkpoints.config_to_dict(config):
+    model, metrics = checkpoints.load(folder, make_model)
+    logging.info('Loaded %s from %s (test accuracy %.4f).', config.name, folder,
+                 metrics['test_accuracy'])
+    return model, metrics
+  logging.info('No %s trained with this config in %s: training it.', config.name, folder)
+  model, metrics = train_classifier(config, data.load_mnist(data_dir))
+  checkpoints.save(folder, model, config, metrics)
+  logging.info('Saved %s to %s.', config.name, folder)
+  return model, metrics
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str,
+                   data_dir: str | None, name: str) -> None:
+  """The `train` job: makes sure the classifier exists and reports its accuracy."""
+  del name  # The model's own name decides where it is saved.
+  _, metrics = get_classifier(config.classifier, workdir, data_dir)
+  print(f'{config.classifier.name}: test accuracy {metrics["test_accuracy"]:.4f} '
+        f'({metrics["num_params"]} parameters, trained in '
+        f'{metrics["train_seconds"]:.0f} s), saved in '
+        f'{io.model_dir(workdir, config.classifier.name)}')
