@@ -12,6 +12,8 @@ from typing import Callable
 import ml_collections
 from absl import logging
 
+from flipnum_jax import dreams
+from flipnum_jax import pairs
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError
 
@@ -20,6 +22,8 @@ EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / 'experiments'
 # job name → function(config, workdir, data_dir, output_name).
 JOBS: dict[str, Callable[..., None]] = {
     'train': train.run_experiment,
+    'pairs': pairs.run_experiment,
+    'dreams': dreams.run_experiment,
 }
 
 

@@ -1,0 +1,132 @@
+"""The pairs job: one image per (a, b) that reads a upright and b turned 180°.
+
+Writes, into `<workdir>/<experiment>/`: `pairs.npz` (the exchange format: `images`
+float32 (N, 28, 28) in [0, 1], `pairs` int (N, 2), a-major), `grid.png`,
+`grid_rotated.png` and `scores.json` (the generating classifier's view).
+"""
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from flipnum_jax import ascent
+from flipnum_jax import data
+from flipnum_jax import io
+from flipnum_jax import objectives
+from flipnum_jax import plots
+from flipnum_jax import train
+from flipnum_jax.errors import ConfigError
+
+
+def check_digits(name: str, digits: Sequence[int]) -> np.ndarray:
+  """`digits` as an int array, or a ConfigError if any is not one of 0–9."""
+  values = list(digits) if isinstance(digits, (tuple, list)) else [digits]
+  if not values or len(set(values)) != len(values) or any(
+      not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 9 for d in values):
+    raise ConfigError(f'{name} must be distinct digits 0–9, not {digits!r}')
+  return np.array(values, np.int32)
+
+
+def all_pairs(upright: np.ndarray, rotated: np.ndarray) -> np.ndarray:
+  """(len(upright) * len(rotated), 2) pairs in a-major order."""
+  return np.stack(np.meshgrid(upright, rotated, indexing='ij'), -1).reshape(-1, 2)
+
+
+def init_images(kind: str, count: int, mnist: data.Mnist, key: jax.Array) -> jax.Array:
+  """Starting images: the mean training digit, or uniform noise."""
+  if kind == 'mean':
+    mean = data.to_float(mnist.train_images).mean(0)
+    return jnp.broadcast_to(jnp.asarray(mean), (count, 28, 28))
+  if kind == 'noise':
+    return jax.random.uniform(key, (count, 28, 28))
+  raise ConfigError(f"init must be 'mean' or 'noise', not {kind!r}")
+
+
+def real_examples(mnist: data.Mnist, digits: np.ndarray) -> np.ndarray:
+  """The first test image of each digit, as floats: the grids' guides."""
+  firsts = [int(np.argmax(mnist.test_labels == d)) for d in digits]
+  return data.to_float(mnist.test_images[firsts])
+
+
+@jax.jit
+def _view_probs(graphdef: nnx.GraphDef, params: nnx.State,
+                images: jax.Array) -> jax.Array:
+  return jnp.exp(jax.vmap(objectives.view_log_probs, in_axes=(None, None, 0))(
+      graphdef, params, images))
+
+
+def pair_probabilities(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array,
+                       pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """p(a | x) and p(b | rot180 x) for each image and its pair (a, b)."""
+  probs = np.asarray(_view_probs(graphdef, params, images))
+  index = np.arange(len(pairs))
+  return probs[index, 0, pairs[:, 0]], probs[index, 1, pairs[:, 1]]
+
+
+def scores_summary(pairs: np.ndarray, p_upright: np.ndarray,
+                   p_rotated: np.ndarray) -> dict[str, Any]:
+  minimum = np.minimum(p_upright, p_rotated)
+  worst = int(np.argmin(minimum))
+  return {
+      'pairs': [{'upright': int(a), 'rotated': int(b), 'p_upright': float(pu),
+                 'p_rotated': float(pr), 'min': float(m)}
+                for (a, b), pu, pr, m in zip(pairs, p_upright, p_rotated, minimum)],
+      'mean_min_confidence': float(minimum.mean()),
+      'worst_pair': [int(pairs[worst, 0]), int(pairs[worst, 1])],
+  }
+
+
+def write_outputs(out_dir, title: str, images: np.ndarray, pairs: np.ndarray,
+                  upright: np.ndarray, rotated: np.ndarray, summary: dict[str, Any],
+                  mnist: data.Mnist) -> None:
+  """Writes pairs.npz, grid.png, grid_rotated.png and scores.json."""
+  io.write_npz(out_dir / 'pairs.npz', images=images.astype(np.float32),
+               pairs=pairs.astype(np.int64))
+  minimum = np.array([p['min'] for p in summary['pairs']])
+  guides = dict(upright_guides=real_examples(mnist, upright),
+                rotated_guides=real_examples(mnist, rotated))
+  title = f'{title} — mean min confidence {summary["mean_min_confidence"]:.3f}'
+  plots.pair_grid(out_dir / 'grid.png', images, upright, rotated, minimum,
+                  title=title, **guides)
+  plots.pair_grid(out_dir / 'grid_rotated.png', images, upright, rotated, minimum,
+                  title=title, turned=True, **guides)
+  io.write_json(out_dir / 'scores.json', summary)
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str,
+                   data_dir: str | None, name: str) -> None:
+  """The pairs job: ascent from `config.init` on the generating classifier."""
+  upright = check_digits('upright_digits', config.upright_digits)
+  rotated = check_digits('rotated_digits', config.rotated_digits)
+  optimizer = ascent.make_optimizer(config.ascent)
+  pairs = all_pairs(upright, rotated)
+  init_key = jax.random.key(config.seed)
+  if config.init not in ('mean', 'noise'):
+    raise ConfigError(f"init must be 'mean' or 'noise', not {config.init!r}")
+
+  classifier, _ = train.get_classifier(config.classifier, workdir, data_dir)
+  graphdef, params = nnx.split(classifier)
+  mnist = data.load_mnist(data_dir)
+  start = init_images(config.init, len(pairs), mnist, init_key)
+  result = ascent.timed_ascend(
+      graphdef, params, start, jnp.asarray(pairs), objective=objectives.pair_score,
+      optimizer=optimizer, steps=config.ascent.steps)
+  images = np.asarray(result.images)
+  p_upright, p_rotated = pair_probabilities(graphdef, params, result.images, pairs)
+  summary = scores_summary(pairs, p_upright, p_rotated)
+  summary['timing'] = {'compile_seconds': result.compile_seconds,
+                       'ascent_seconds': result.run_seconds,
+                       'image_steps_per_second':
+                           len(pairs) * config.ascent.steps / result.run_seconds}
+  out_dir = io.experiment_dir(workdir, name)
+  write_outputs(out_dir, name, images, pairs, upright, rotated, summary, mnist)
+  logging.info('Wrote %s: mean min confidence %.3f, worst pair %s.', out_dir,
+               summary['mean_min_confidence'], summary['worst_pair'])
+  print(f'{name}: {len(pairs)} pairs, generator mean min confidence '
+        f'{summary["mean_min_confidence"]:.3f} (worst {summary["worst_pair"]}); '
+        f'outputs in {out_dir}')

@@ -1,0 +1,92 @@
+"""Pictures people look at: the pair grid with its guides, and the dreams panel."""
+
+import os
+
+import matplotlib
+matplotlib.use('Agg')  # files only; no display is needed or assumed
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+
+from flipnum_jax import io
+
+_GAP = 8  # pixels between cells, room for the number under each
+_CELL = 28 + _GAP
+_GUIDE_INK = np.array([0.1, 0.3, 0.8])  # guides are blue, generated cells black
+
+
+def _ink_to_rgb(image: np.ndarray, ink: np.ndarray) -> np.ndarray:
+  """Image in [0, 1] (1 = ink) → RGB on a white page, the ink in colour `ink`."""
+  alpha = np.clip(image, 0.0, 1.0)[..., None]
+  return 1.0 - alpha * (1.0 - ink)
+
+
+def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
+  with io.atomic_path(path) as tmp:
+    fig.savefig(tmp, format='png', dpi=100)
+  plt.close(fig)
+
+
+def pair_grid(path: str | os.PathLike, images: np.ndarray, upright: np.ndarray,
+              rotated: np.ndarray, confidences: np.ndarray,
+              upright_guides: np.ndarray, rotated_guides: np.ndarray,
+              title: str, turned: bool = False) -> None:
+  """Saves the grid of pair images, rows = upright digit, columns = turned digit.
+
+  images: (len(upright) * len(rotated), 28, 28), a-major. The left column shows a
+  real example of each row's digit and the top row one of each column's digit, as
+  they should appear in this view; `turned=True` draws every image turned 180°.
+  confidences: per image, the number printed under it.
+  """
+  rows, cols = len(upright), len(rotated)
+  turn = (lambda x: x[..., ::-1, ::-1]) if turned else (lambda x: x)
+  canvas = np.ones(((rows + 1) * _CELL, (cols + 1) * _CELL, 3))
+  put = lambda r, c, rgb: canvas.__setitem__(
+      (slice(r * _CELL, r * _CELL + 28), slice(c * _CELL, c * _CELL + 28)), rgb)
+  black = np.zeros(3)
+  for i in range(rows):  # The guide reads as a in the upright view.
+    guide = upright_guides[i] if not turned else upright_guides[i][::-1, ::-1]
+    put(i + 1, 0, _ink_to_rgb(guide, _GUIDE_INK))
+  for j in range(cols):  # The guide reads as b in the turned view.
+    guide = rotated_guides[j][::-1, ::-1] if not turned else rotated_guides[j]
+    put(0, j + 1, _ink_to_rgb(guide, _GUIDE_INK))
+  for k, image in enumerate(turn(images)):
+    put(k // cols + 1, k % cols + 1, _ink_to_rgb(image, black))
+
+  fig, ax = plt.subplots(figsize=(0.9 * (cols + 1) + 0.6, 0.9 * (rows + 1) + 0.9))
+  ax.imshow(canvas, interpolation='nearest')
+  for i, a in enumerate(upright):
+    ax.text(-4, (i + 1) * _CELL + 14, str(a), ha='right', va='center', fontsize=12,
+            color=_GUIDE_INK)
+  for j, b in enumerate(rotated):
+    ax.text((j + 1) * _CELL + 14, -3, str(b), ha='center', va='bottom', fontsize=12,
+            color=_GUIDE_INK)
+  for k, confidence in enumerate(confidences):
+    ax.text((k % cols + 1) * _CELL + 14, (k // cols + 1) * _CELL + 28.5,
+            f'{confidence:.2f}', ha='center', va='top', fontsize=6, color='0.35')
+  ax.set_axis_off()
+  view = 'every cell turned 180°: read the column digit' if turned else (
+      'upright: read the row digit; turn the page for the column digit')
+  ax.set_title(f'{title}\n{view}; under each cell: min(p_upright, p_turned)',
+               fontsize=9, pad=22)
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def dreams_panel(path: str | os.PathLike, rows: list[tuple[str, np.ndarray, np.ndarray]],
+                 digits: np.ndarray) -> None:
+  """Saves rows of one image per digit; each row is (label, images, confidences)."""
+  fig, axes = plt.subplots(len(rows), len(digits),
+                           figsize=(1.1 * len(digits) + 1.5, 1.35 * len(rows)),
+                           squeeze=False)
+  for r, (label, images, confidences) in enumerate(rows):
+    for c, digit in enumerate(digits):
+      ax = axes[r, c]
+      ax.imshow(1.0 - images[c], cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+      ax.set_xticks([])
+      ax.set_yticks([])
+      ax.set_xlabel(f'p({digit})={confidences[c]:.2f}', fontsize=7)
+      if r == 0:
+        ax.set_title(str(digit), fontsize=11)
+    axes[r, 0].set_ylabel(label, fontsize=8)
+  fig.tight_layout()
+  _save(fig, path)

@@ -1,0 +1,35 @@
+"""Shared fixtures: the real MNIST folder, and small synthetic data."""
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from flipnum_jax import data
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope='session')
+def mnist_dir() -> pathlib.Path:
+  """The real MNIST IDX folder ($FLIPNUM_DATA_DIR or ../shared/mnist)."""
+  folder = pathlib.Path(os.environ.get(data.DATA_DIR_ENV, REPO.parent / 'shared' / 'mnist'))
+  if not folder.is_dir():
+    pytest.skip(f'no MNIST folder at {folder}; set {data.DATA_DIR_ENV}')
+  return folder
+
+
+@pytest.fixture(scope='session')
+def tiny_mnist() -> data.Mnist:
+  """Random 'digits' whose label is encoded in the image, so a model can learn it."""
+  rng = np.random.default_rng(0)
+  def make(n):
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):  # a bright bar whose row says the label
+      images[i, 2 + 2 * label, 4:24] = 255
+    return images, labels
+  train_images, train_labels = make(512)
+  test_images, test_labels = make(200)
+  return data.Mnist(train_images, train_labels, test_images, test_labels)

@@ -1,0 +1,78 @@
+"""The command line end to end, in subprocesses, as a user runs it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_cli(*args, data_dir=None, env_data_dir=None):
+  env = {k: v for k, v in os.environ.items() if k != 'FLIPNUM_DATA_DIR'}
+  if env_data_dir:
+    env['FLIPNUM_DATA_DIR'] = str(env_data_dir)
+  command = [sys.executable, 'run.py', *args]
+  if data_dir:
+    command.append(f'--data_dir={data_dir}')
+  return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=300)
+
+
+def assert_one_line_error(result, pattern):
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  errors = [l for l in result.stderr.splitlines() if l.startswith('run.py: error:')]
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert pattern in errors[0]
+
+
+def test_train_smoke_end_to_end(tmp_path, mnist_dir):
+  result = run_cli('--experiment=train:smoke', f'--workdir={tmp_path}',
+                   env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'test accuracy' in result.stdout
+  metrics = json.loads((tmp_path / 'models/classifier_smoke/metrics.json').read_text())
+  assert 0.0 <= metrics['test_accuracy'] <= 1.0
+  assert metrics['num_params'] > 0 and metrics['train_seconds'] > 0
+  assert 'epoch 1/1' in result.stderr  # progress is logged
+
+  # A damaged checkpoint is refused with one line.
+  for path in (tmp_path / 'models/classifier_smoke/params').rglob('*'):
+    if path.is_file():
+      path.write_bytes(b'garbage')
+  result = run_cli('--experiment=train:smoke', f'--workdir={tmp_path}',
+                   data_dir=mnist_dir)
+  assert_one_line_error(result, 'damaged')
+
+
+@pytest.mark.parametrize('args, pattern', [
+    (['--experiment=nope'], "unknown experiment 'nope'; known: "),
+    (['--experiment=train:bogus'], "variants"),
+    (['--experiment=train', '--config.classifier.nope=1'], "no config key 'classifier.nope'"),
+    (['--experiment=train', '--config.classifier.epochs=ten'], 'invalid literal'),
+    (['--experiment=train', 'extra'], 'unexpected arguments'),
+    ([], '--experiment'),
+])
+def test_bad_flags_are_one_line_errors(args, pattern, tmp_path):
+  result = run_cli(*args, f'--workdir={tmp_path}')
+  assert_one_line_error(result, pattern)
+  assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_missing_and_corrupt_data_are_one_line_errors(tmp_path, mnist_dir):
+  result = run_cli('--experiment=train:smoke', f'--workdir={tmp_path / "w"}',
+                   data_dir=tmp_path / 'nowhere')
+  assert_one_line_error(result, 'does not exist')
+
+  corrupt = tmp_path / 'corrupt'
+  shutil.copytree(mnist_dir, corrupt)
+  images = corrupt / 'train-images-idx3-ubyte.gz'
+  images.write_bytes(images.read_bytes()[:5000])
+  result = run_cli('--experiment=train:smoke', f'--workdir={tmp_path / "w"}',
+                   env_data_dir=corrupt)
+  assert_one_line_error(result, 'train-images-idx3-ubyte.gz')
+  assert not (tmp_path / 'w/models/classifier_smoke/metrics.json').exists()
