@@ -39,7 +39,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
 
   rows = [('class mean', class_means)]
   for init in ('noise', 'mean'):
-    start = pairs.init_images(init, len(digits), mnist, jax.random.key(config.seed))
+    start = pairs.INITS[init](len(digits), mnist, jax.random.key(config.seed))
     result = ascent.timed_ascend(graphdef, params, start, targets,
                                  objective=objectives.digit_score,
                                  optimizer=optimizer, steps=config.ascent.steps)

@@ -37,14 +37,26 @@ def all_pairs(upright: np.ndarray, rotated: np.ndarray) -> np.ndarray:
   return np.stack(np.meshgrid(upright, rotated, indexing='ij'), -1).reshape(-1, 2)
 
 
-def init_images(kind: str, count: int, mnist: data.Mnist, key: jax.Array) -> jax.Array:
-  """Starting images: the mean training digit, or uniform noise."""
-  if kind == 'mean':
-    mean = data.to_float(mnist.train_images).mean(0)
-    return jnp.broadcast_to(jnp.asarray(mean), (count, 28, 28))
-  if kind == 'noise':
-    return jax.random.uniform(key, (count, 28, 28))
-  raise ConfigError(f"init must be 'mean' or 'noise', not {kind!r}")
+def _mean_image(count: int, mnist: data.Mnist, key: jax.Array) -> jax.Array:
+  del key  # deterministic
+  mean = data.to_float(mnist.train_images).mean(0)
+  return jnp.broadcast_to(jnp.asarray(mean), (count, 28, 28))
+
+
+def _uniform_noise(count: int, mnist: data.Mnist, key: jax.Array) -> jax.Array:
+  del mnist  # data-free
+  return jax.random.uniform(key, (count, 28, 28))
+
+
+# Starting images for ascent: init name → function(count, mnist, key).
+INITS = {'mean': _mean_image, 'noise': _uniform_noise}
+
+
+def init_function(kind: str):
+  """The starting-image function called `kind`, or a ConfigError."""
+  if kind not in INITS:
+    raise ConfigError(f'init must be one of {sorted(INITS)}, not {kind!r}')
+  return INITS[kind]
 
 
 def real_examples(mnist: data.Mnist, digits: np.ndarray) -> np.ndarray:
@@ -105,14 +117,12 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   rotated = check_digits('rotated_digits', config.rotated_digits)
   optimizer = ascent.make_optimizer(config.ascent)
   pairs = all_pairs(upright, rotated)
-  init_key = jax.random.key(config.seed)
-  if config.init not in ('mean', 'noise'):
-    raise ConfigError(f"init must be 'mean' or 'noise', not {config.init!r}")
+  make_start = init_function(config.init)
 
   classifier, _ = train.get_classifier(config.classifier, workdir, data_dir)
   graphdef, params = nnx.split(classifier)
   mnist = data.load_mnist(data_dir)
-  start = init_images(config.init, len(pairs), mnist, init_key)
+  start = make_start(len(pairs), mnist, jax.random.key(config.seed))
   result = ascent.timed_ascend(
       graphdef, params, start, jnp.asarray(pairs), objective=objectives.pair_score,
       optimizer=optimizer, steps=config.ascent.steps)

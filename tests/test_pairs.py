@@ -1,0 +1,69 @@
+import json
+
+import numpy as np
+import pytest
+
+from flipnum_jax import pairs
+from flipnum_jax.errors import ConfigError
+from tests.test_run import assert_one_line_error, run_cli
+
+
+def test_all_pairs_is_a_major():
+  grid = pairs.all_pairs(np.arange(10), np.arange(10))
+  assert grid.shape == (100, 2)
+  for a in range(10):
+    for b in range(10):
+      assert grid[10 * a + b].tolist() == [a, b]
+
+
+@pytest.mark.parametrize('digits', [(3, 10), (-1,), (), (2, 2), (1.5,), (True,)])
+def test_check_digits_refuses_non_digits(digits):
+  with pytest.raises(ConfigError, match='distinct digits 0–9'):
+    pairs.check_digits('upright_digits', digits)
+
+
+def test_smoke_pairs_and_dreams_write_their_outputs(tmp_path, mnist_dir):
+  result = run_cli('--experiment=blog_pairs:smoke', f'--workdir={tmp_path}',
+                   env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'image-steps/s' in result.stderr and 'compile' in result.stderr
+  out = tmp_path / 'blog_pairs'
+  with np.load(out / 'pairs.npz') as npz:
+    assert set(npz.files) == {'images', 'pairs'}
+    images, grid = npz['images'], npz['pairs']
+  assert images.dtype == np.float32 and images.shape == (4, 28, 28)
+  assert images.min() >= 0.0 and images.max() <= 1.0
+  assert np.issubdtype(grid.dtype, np.integer)
+  assert grid.tolist() == [[3, 7], [3, 9], [6, 7], [6, 9]]  # a-major
+  scores = json.loads((out / 'scores.json').read_text())
+  assert [[p['upright'], p['rotated']] for p in scores['pairs']] == grid.tolist()
+  minimum = [p['min'] for p in scores['pairs']]
+  assert all(m == min(p['p_upright'], p['p_rotated']) for m, p in zip(minimum, scores['pairs']))
+  assert scores['mean_min_confidence'] == pytest.approx(np.mean(minimum))
+  assert scores['worst_pair'] == grid[int(np.argmin(minimum))].tolist()
+  for picture in ('grid.png', 'grid_rotated.png'):
+    assert (out / picture).read_bytes().startswith(b'\x89PNG')
+
+  result = run_cli('--experiment=dreams:smoke', f'--workdir={tmp_path}',
+                   env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with np.load(tmp_path / 'dreams/dreams.npz') as npz:
+    for key in ('class_means', 'from_noise', 'from_mean'):
+      assert npz[key].shape == (10, 28, 28)
+      assert npz[key].min() >= 0.0 and npz[key].max() <= 1.0
+  assert (tmp_path / 'dreams/dreams.png').read_bytes().startswith(b'\x89PNG')
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.upright_digits=(3,11)', 'distinct digits 0–9'),
+    ('--config.rotated_digits=(-1,2)', 'distinct digits 0–9'),
+    ('--config.ascent.steps=0', 'steps must be positive'),
+    ('--config.ascent.steps=-5', 'steps must be positive'),
+    ('--config.ascent.learning_rate=nan', 'learning_rate must be finite and positive'),
+    ('--config.ascent.learning_rate=-0.1', 'learning_rate must be finite and positive'),
+    ('--config.init=zeros', "init must be one of ['mean', 'noise']"),
+])
+def test_bad_pair_configs_exit_2_and_write_nothing(override, message, tmp_path):
+  result = run_cli('--experiment=blog_pairs:smoke', override, f'--workdir={tmp_path}')
+  assert_one_line_error(result, message)
+  assert not any(tmp_path.iterdir())
