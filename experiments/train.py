@@ -24,6 +24,11 @@ def classifier_config(variant: str = '') -> ml_collections.ConfigDict:
   config.learning_rate = 3e-3
   config.weight_decay = 1e-4
   config.max_shift = 2  # random translations of up to 2 pixels
+  config.rotation_degrees = 0.0  # random rotations (0 = none)
+  config.scale_range = 0.0  # random scaling by 1 ± this (0 = none)
+  # Adversarial training (FGSM with random start); epsilon 0 = off.
+  config.adversarial = ml_collections.ConfigDict(
+      {'epsilon': 0.0, 'step_ratio': 1.25, 'ramp_epochs': 0})
   config.train_examples = 0  # 0 = all 60,000
   if variant == 'smoke':
     config.name = 'classifier_smoke'

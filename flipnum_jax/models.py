@@ -22,10 +22,12 @@ class Classifier(nnx.Module):
   conv-pool network).
   """
 
-  def __init__(self, conv_features: Sequence[int], hidden: int, *, rngs: nnx.Rngs):
+  def __init__(self, conv_features: Sequence[int], hidden: int, kernel_size: int = 4,
+               *, rngs: nnx.Rngs):
     channels = (1, *conv_features)
     self.convs = nnx.List([
-        nnx.Conv(c_in, c_out, kernel_size=(4, 4), strides=2, rngs=rngs)
+        nnx.Conv(c_in, c_out, kernel_size=(kernel_size, kernel_size), strides=2,
+                 rngs=rngs)
         for c_in, c_out in zip(channels[:-1], channels[1:])
     ])
     side = 28
@@ -47,10 +49,33 @@ class Classifier(nnx.Module):
     return self.out(self.penultimate(images))
 
 
+class MLP(nnx.Module):
+  """A multilayer perceptron on the 784 pixels: no convolutions, no weight sharing."""
+
+  def __init__(self, hidden: Sequence[int], *, rngs: nnx.Rngs):
+    sizes = (28 * 28, *hidden)
+    self.layers = nnx.List([nnx.Linear(n_in, n_out, rngs=rngs)
+                            for n_in, n_out in zip(sizes[:-1], sizes[1:])])
+    self.out = nnx.Linear(sizes[-1], 10, rngs=rngs)
+
+  def penultimate(self, images: jax.Array) -> jax.Array:
+    x = images.reshape(images.shape[0], -1)
+    for layer in self.layers:
+      x = nnx.relu(layer(x))
+    return x
+
+  def __call__(self, images: jax.Array) -> jax.Array:
+    return self.out(self.penultimate(images))
+
+
 def make_classifier(model_config: ml_collections.ConfigDict,
-                    key: jax.Array) -> Classifier:
+                    key: jax.Array) -> Classifier | MLP:
+  """The network `model_config` describes: kind 'cnn' (default) or 'mlp'."""
+  rngs = nnx.Rngs(params=key)
+  if model_config.get('kind', 'cnn') == 'mlp':
+    return MLP(tuple(model_config.hidden), rngs=rngs)
   return Classifier(tuple(model_config.conv_features), model_config.hidden,
-                    rngs=nnx.Rngs(params=key))
+                    model_config.get('kernel_size', 4), rngs=rngs)
 
 
 def apply(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array) -> jax.Array:

@@ -90,3 +90,31 @@ def dreams_panel(path: str | os.PathLike, rows: list[tuple[str, np.ndarray, np.n
     axes[r, 0].set_ylabel(label, fontsize=8)
   fig.tight_layout()
   _save(fig, path)
+
+
+def readable_heatmap(path: str | os.PathLike, pairs: np.ndarray, readable: np.ndarray,
+                     min_probability: np.ndarray, title: str) -> None:
+  """Rows a, columns b: colour = the judges' mean min(p_a, p_b); ✓ = panel reads it
+  both ways, · = it does not."""
+  upright, rotated = np.unique(pairs[:, 0]), np.unique(pairs[:, 1])
+  values = np.full((len(upright), len(rotated)), np.nan)
+  marks = np.zeros_like(values, bool)
+  for (a, b), ok, p in zip(pairs, readable, min_probability):
+    i, j = np.searchsorted(upright, a), np.searchsorted(rotated, b)
+    values[i, j], marks[i, j] = p, ok
+  fig, ax = plt.subplots(figsize=(0.55 * len(rotated) + 2.2, 0.55 * len(upright) + 1.4))
+  image = ax.imshow(values, cmap='viridis', vmin=0, vmax=1)
+  for i in range(len(upright)):
+    for j in range(len(rotated)):
+      if not np.isnan(values[i, j]):
+        ax.text(j, i, '✓' if marks[i, j] else '·', ha='center', va='center',
+                color='black' if values[i, j] > 0.6 else 'white', fontsize=11)
+  ax.set_xticks(range(len(rotated)), [str(b) for b in rotated])
+  ax.set_yticks(range(len(upright)), [str(a) for a in upright])
+  ax.set_xlabel('b: read turned 180°')
+  ax.set_ylabel('a: read upright')
+  ax.set_title(f'{title}\n✓ read both ways by the panel: {int(readable.sum())}/{len(pairs)}',
+               fontsize=9)
+  fig.colorbar(image, ax=ax, label="judges' mean min(p_a, p_b)", shrink=0.8)
+  fig.tight_layout()
+  _save(fig, path)

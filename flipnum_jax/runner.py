@@ -7,23 +7,21 @@ An experiment is `experiments/<name>.py` with `get_config(variant)`; its config'
 import importlib
 import logging as std_logging
 import pathlib
-from typing import Callable
 
 import ml_collections
 from absl import logging
 
-from flipnum_jax import dreams
-from flipnum_jax import pairs
-from flipnum_jax import train
 from flipnum_jax.errors import ConfigError
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / 'experiments'
 
-# job name → function(config, workdir, data_dir, output_name).
-JOBS: dict[str, Callable[..., None]] = {
-    'train': train.run_experiment,
-    'pairs': pairs.run_experiment,
-    'dreams': dreams.run_experiment,
+# job name → module whose run_experiment(config, workdir, data_dir, name) runs it.
+# Imported only when its job runs, so that generating jobs never import the judges.
+JOBS = {
+    'train': 'flipnum_jax.train',
+    'pairs': 'flipnum_jax.pairs',
+    'dreams': 'flipnum_jax.dreams',
+    'evaluate': 'flipnum_jax.judges.evaluate',
 }
 
 
@@ -53,7 +51,7 @@ def has_key(config: ml_collections.ConfigDict, dotted_key: str) -> bool:
 
 def run(name: str, config: ml_collections.ConfigDict, workdir: str,
         data_dir: str | None) -> None:
-  JOBS[config.job](config, workdir, data_dir, name)
+  importlib.import_module(JOBS[config.job]).run_experiment(config, workdir, data_dir, name)
 
 
 def quiet_library_logs() -> None:

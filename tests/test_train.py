@@ -46,7 +46,7 @@ def test_jitted_train_steps_lower_the_loss(tiny_mnist):
   for step in range(40):
     params, opt_state, loss, _ = train.train_step(
         graphdef, optimizer, params, opt_state, images, labels, batch,
-        jax.random.key(step), max_shift=0)
+        jax.random.key(step), np.float32(0.0), augmentation=train.Augmentation())
   final, _ = train.cross_entropy(graphdef, params, images, labels)
   assert float(final) < 0.5 * float(initial)
 

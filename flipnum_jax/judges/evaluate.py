@@ -1,0 +1,147 @@
+"""The evaluate job: judge pairs files with the panel; write JSON, heat-maps, report.
+
+Writes into `<workdir>/evaluate/`: `evaluation.json`, `<input>/readable.png` per
+input, and `report.md` with the tables and pictures.
+"""
+
+import pathlib
+from typing import Any
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from flipnum_jax import data
+from flipnum_jax import io
+from flipnum_jax import plots
+from flipnum_jax.errors import ConfigError
+from flipnum_jax.judges import knn
+from flipnum_jax.judges import metrics
+from flipnum_jax.judges import panel as panel_lib
+
+
+def input_paths(config: ml_collections.ConfigDict, workdir: str) -> dict[str, pathlib.Path]:
+  """name → path of each pairs file; the name is the folder holding it."""
+  spec = config.inputs or str(io.experiment_dir(workdir, 'pairs') / 'pairs.npz')
+  paths = [pathlib.Path(p.strip()) for p in spec.split(',') if p.strip()]
+  if not paths:
+    raise ConfigError('inputs names no pairs.npz file')
+  named = {}
+  for path in paths:
+    if not path.is_file():
+      raise ConfigError(f'input {path} does not exist (run its pairs experiment first, '
+                        'or name files with --config.inputs=PATH[,PATH…])')
+    name = path.parent.name or path.stem
+    while name in named:
+      name += "'"
+    named[name] = path
+  return named
+
+
+def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
+                   path: pathlib.Path, mnist: data.Mnist,
+                   real_distances: np.ndarray) -> tuple[dict[str, Any], np.ndarray,
+                                                        np.ndarray, np.ndarray]:
+  """Everything evaluation.json says of one file; also its pairs, the panel's
+  both-ways verdict and the judges' mean min-probability per pair."""
+  images, pairs = metrics.load_pairs_file(path)
+  judges, correct, min_probs = {}, [], []
+  for name, probabilities in panel_lib.view_probabilities(panel, images).items():
+    judge_correct = metrics.view_correct(probabilities, pairs)
+    judge_min = metrics.view_target_probability(probabilities, pairs).min(0)
+    judges[name] = {'test_accuracy': panel.metrics[name]['test_accuracy'],
+                    **metrics.rates(judge_correct),
+                    'mean_min_prob': float(judge_min.mean())}
+    correct.append(judge_correct)
+    min_probs.append(judge_min)
+  verdict = metrics.panel_correct(correct)
+  generator = metrics.generator_view(path)
+  panel_rates = metrics.rates(verdict)
+  result = {
+      'path': str(path), 'pairs': len(pairs), 'judges': judges, 'panel': panel_rates,
+      'generator': generator,
+      'gap_both': (generator['both'] - panel_rates['both']) if generator else None,
+      'frechet': metrics.realism(panel, config.frechet_judge, images, pairs, mnist,
+                                 config.floor_repeats, real_distances, config.seed),
+  }
+  return result, pairs, verdict[0] & verdict[1], np.mean(min_probs, 0)
+
+
+def _row(cells: list[Any]) -> str:
+  return '| ' + ' | '.join(str(c) for c in cells) + ' |'
+
+
+def report(results: dict[str, dict[str, Any]], judge_metrics: dict[str, dict]) -> str:
+  """report.md: the tables, then a heat-map per input."""
+  judges = list(judge_metrics)
+  pct = lambda x: '—' if x is None else f'{100 * x:.0f}%'
+  lines = ['# Evaluation', '',
+           'Rates are over pairs: a pair reads *both ways* when the judge\'s top class '
+           'is a upright and b turned 180°. The panel reads a view when a strict '
+           'majority of its judges do. The generator column is the generating '
+           'classifier\'s own view (from scores.json) and proves nothing.', '',
+           '## Both ways', '',
+           _row(['input', 'generator', *judges, 'panel', 'gap']),
+           _row(['---'] * (len(judges) + 4))]
+  for name, r in results.items():
+    lines.append(_row([name, pct(r['generator'] and r['generator']['both']),
+                       *[pct(r['judges'][j]['both']) for j in judges],
+                       f"**{pct(r['panel']['both'])}**",
+                       '—' if r['gap_both'] is None else f"{100 * r['gap_both']:+.0f} pts"]))
+  lines += ['', '## Panel per view, and realism', '',
+            _row(['input', 'upright', 'rotated', 'both', 'Fréchet upright (floor)',
+                  'Fréchet rotated (floor)', 'near a real digit (upright / rotated)']),
+            _row(['---'] * 7)]
+  for name, r in results.items():
+    f = r['frechet']
+    lines.append(_row([name, pct(r['panel']['upright']), pct(r['panel']['rotated']),
+                       pct(r['panel']['both']),
+                       f"{f['upright']:.1f} ({f['upright_floor']:.1f})",
+                       f"{f['rotated']:.1f} ({f['rotated_floor']:.1f})",
+                       f"{pct(f['upright_near_real'])} / {pct(f['rotated_near_real'])}"]))
+  lines += ['', 'Fréchet distances use the penultimate features of '
+            f"`{next(iter(results.values()))['frechet']['feature_judge']}` against "
+            'class-matched real test digits; the floor is real vs real on equal sample '
+            'sizes. "Near a real digit": the share of images whose nearest training digit '
+            'is no farther than the 99th percentile of real test digits\' distances.', '',
+            '## Judges', '', _row(['judge', 'clean test accuracy', 'note']),
+            _row(['---'] * 3)]
+  for name, m in judge_metrics.items():
+    note = (f"PGD-{m['pgd']['steps']} at ε={m['pgd']['epsilon']} on "
+            f"{m['pgd']['examples']} test images: {pct(m['pgd']['accuracy'])}"
+            if 'pgd' in m else '')
+    lines.append(_row([name, f"{100 * m['test_accuracy']:.2f}%", note]))
+  lines += ['', '## Heat-maps', '']
+  for name in results:
+    lines += [f'### {name}', '', f'![{name}]({name}/readable.png)', '']
+  return '\n'.join(lines) + '\n'
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str,
+                   data_dir: str | None, name: str) -> None:
+  paths = input_paths(config, workdir)
+  for path in paths.values():  # refuse bad files before any training or writing
+    metrics.load_pairs_file(path)
+  panel = panel_lib.load_panel(config, workdir, data_dir)
+  mnist = data.load_mnist(data_dir)
+  _, real_distances = knn.query(
+      panel.neighbours, data.to_float(mnist.test_images[:config.real_distance_examples]), 1)
+  out_dir = io.experiment_dir(workdir, name)
+  results = {}
+  for input_name, path in paths.items():
+    results[input_name], pairs, readable, min_prob = evaluate_input(
+        panel, config, path, mnist, real_distances)
+    plots.readable_heatmap(out_dir / input_name / 'readable.png', pairs, readable,
+                           min_prob, title=f'{input_name}: panel verdict')
+    r = results[input_name]
+    logging.info('%s: panel both-ways %.2f, generator %s.', input_name,
+                 r['panel']['both'], r['generator'] and f"{r['generator']['both']:.2f}")
+  io.write_json(out_dir / 'evaluation.json', {
+      'inputs': results,
+      'judges': {j: m for j, m in panel.metrics.items()}})
+  io.atomic_write(out_dir / 'report.md', report(results, panel.metrics).encode())
+  for input_name, r in results.items():
+    print(f"{input_name}: panel reads {r['panel']['both']:.0%} of {r['pairs']} pairs both "
+          f"ways (generator: {r['generator']['both']:.0%})" if r['generator'] else
+          f"{input_name}: panel reads {r['panel']['both']:.0%} of {r['pairs']} pairs both ways")
+  print(f'report: {out_dir / "report.md"}')

@@ -1,0 +1,120 @@
+"""Metrics of a pairs file under the panel: readable rates, realism distances."""
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from flipnum_jax import data
+from flipnum_jax.errors import DataError
+from flipnum_jax.judges import frechet
+from flipnum_jax.judges import knn
+from flipnum_jax.judges import panel as panel_lib
+
+
+def load_pairs_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+  """Images (N, 28, 28) float32 and pairs (N, 2) from an exchange-format file."""
+  path = pathlib.Path(path)
+  try:
+    with np.load(path) as npz:
+      missing = {'images', 'pairs'} - set(npz.files)
+      if missing:
+        raise DataError(f'{path} lacks the key(s) {sorted(missing)} of the pairs format')
+      images, pairs = npz['images'], npz['pairs']
+  except (OSError, ValueError) as e:
+    raise DataError(f'{path} is not a readable .npz file ({e})') from None
+  if images.ndim != 3 or images.shape[1:] != (28, 28):
+    raise DataError(f'{path}: images must have shape (N, 28, 28), not {images.shape}')
+  if pairs.shape != (len(images), 2) or not np.issubdtype(pairs.dtype, np.integer):
+    raise DataError(f'{path}: pairs must be integers of shape ({len(images)}, 2), not '
+                    f'{pairs.dtype} {pairs.shape}')
+  if not np.issubdtype(images.dtype, np.floating) or not np.all(np.isfinite(images)) \
+      or images.min() < 0.0 or images.max() > 1.0:
+    raise DataError(f'{path}: images must be finite floats in [0, 1] (1 = ink)')
+  if pairs.min() < 0 or pairs.max() > 9:
+    raise DataError(f'{path}: pairs must be digits 0–9')
+  return images.astype(np.float32), pairs.astype(np.int64)
+
+
+def view_correct(probabilities: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+  """(2, N) booleans: the judge's top class is a upright (row 0), b turned (row 1)."""
+  return probabilities.argmax(-1) == pairs.T
+
+
+def view_target_probability(probabilities: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+  """(2, N): p(a | x) and p(b | rot180 x)."""
+  index = np.arange(pairs.shape[0])
+  return np.stack([probabilities[0, index, pairs[:, 0]], probabilities[1, index, pairs[:, 1]]])
+
+
+def rates(correct: np.ndarray) -> dict[str, float]:
+  return {'upright': float(correct[0].mean()), 'rotated': float(correct[1].mean()),
+          'both': float((correct[0] & correct[1]).mean())}
+
+
+def panel_correct(per_judge_correct: list[np.ndarray]) -> np.ndarray:
+  """(2, N): a strict majority of the judges reads the intended digit in that view.
+
+  With four judges of three families, a majority needs three, so no single judge
+  or family decides.
+  """
+  votes = np.sum(per_judge_correct, axis=0)
+  return votes * 2 > len(per_judge_correct)
+
+
+def generator_view(pairs_path: pathlib.Path) -> dict[str, float] | None:
+  """The generating classifier's own rates, from `scores.json` beside the file."""
+  scores_path = pairs_path.parent / 'scores.json'
+  if not scores_path.is_file():
+    return None
+  scores = json.loads(scores_path.read_text())['pairs']
+  upright = np.array([p['p_upright'] for p in scores])
+  rotated = np.array([p['p_rotated'] for p in scores])
+  # Probability above ½ means the generator's top class is the intended one.
+  result = rates(np.stack([upright > 0.5, rotated > 0.5]))
+  result['mean_min_prob'] = float(np.minimum(upright, rotated).mean())
+  return result
+
+
+def class_matched_sample(rng: np.random.Generator, labels: np.ndarray,
+                         wanted: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+  """Indices of real digits with the labels `wanted`, one per entry, no repeats."""
+  available = np.ones(len(labels), bool)
+  if exclude is not None:
+    available[exclude] = False
+  chosen = np.empty(len(wanted), np.int64)
+  for digit in np.unique(wanted):
+    slots = np.flatnonzero(wanted == digit)
+    pool = np.flatnonzero(available & (labels == digit))
+    chosen[slots] = rng.choice(pool, len(slots), replace=False)
+  return chosen
+
+
+def realism(panel: panel_lib.Panel, feature_judge: str, images: np.ndarray,
+            pairs: np.ndarray, mnist: data.Mnist, floor_repeats: int,
+            real_distances: np.ndarray, seed: int) -> dict[str, Any]:
+  """Fréchet distances per view against class-matched real test digits, the
+  real-vs-real floor on equal sample sizes, and distances to the nearest real digit."""
+  rng = np.random.default_rng(seed)
+  test_images = data.to_float(mnist.test_images)
+  features = lambda x: panel_lib.penultimate_features(panel, feature_judge, x)
+  threshold = float(np.percentile(real_distances, 99))
+  result = {'feature_judge': feature_judge, 'samples': len(images),
+            'real_nn_distance_p99': threshold}
+  for view, view_images, labels in (('upright', images, pairs[:, 0]),
+                                    ('rotated', images[:, ::-1, ::-1], pairs[:, 1])):
+    real = class_matched_sample(rng, mnist.test_labels, labels)
+    result[view] = frechet.frechet_distance(features(view_images), features(test_images[real]))
+    floors = []
+    for _ in range(floor_repeats):
+      first = class_matched_sample(rng, mnist.test_labels, labels)
+      second = class_matched_sample(rng, mnist.test_labels, labels, exclude=first)
+      floors.append(frechet.frechet_distance(features(test_images[first]),
+                                             features(test_images[second])))
+    result[f'{view}_floor'] = float(np.mean(floors))
+    _, distances = knn.query(panel.neighbours, view_images, 1)
+    result[f'{view}_nn_distance_median'] = float(np.median(distances))
+    result[f'{view}_near_real'] = float(np.mean(distances <= threshold))
+  return result
