@@ -11,6 +11,8 @@ import ml_collections
 
 from experiments import blog_pairs
 
+VARIANTS = blog_pairs.VARIANTS
+
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   return blog_pairs.pairs_config(variant, job='pairs')

@@ -1,7 +1,8 @@
 """Finds experiments, loads their configs and runs them; `run.py` only adds flags.
 
-An experiment is `experiments/<name>.py` with `get_config(variant)`; its config's
-`job` names the library function that runs it (see `JOBS`).
+An experiment is `experiments/<name>.py` with `VARIANTS` (the names it accepts
+after a colon, '' for none) and `get_config(variant)`; its config's `job` names the
+library module that runs it (see `JOBS`).
 """
 
 import importlib
@@ -36,6 +37,8 @@ def load_config(spec: str) -> tuple[str, ml_collections.ConfigDict]:
     raise ConfigError(f'unknown experiment {name!r}; known: '
                       f'{", ".join(known_experiments())}')
   module = importlib.import_module(f'experiments.{name}')
+  if variant not in module.VARIANTS:
+    raise ConfigError(f'{name} has the variants {module.VARIANTS}, not {variant!r}')
   return name, module.get_config(variant)
 
 

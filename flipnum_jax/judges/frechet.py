@@ -12,7 +12,8 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
   """‖μa − μb‖² + tr(Σa + Σb − 2 (Σa Σb)^½) for features (N, D) and (M, D)."""
   a, b = features_a.astype(np.float64), features_b.astype(np.float64)
   mean_a, mean_b = a.mean(0), b.mean(0)
-  cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+  cov_b = np.atleast_2d(np.cov(b, rowvar=False))
   # tr((Σa Σb)^½) = tr((Σa^½ Σb Σa^½)^½), whose argument is symmetric PSD.
   root_a = _sqrt_psd(cov_a)
   middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)

@@ -1,0 +1,211 @@
+"""The judge panel: its parts, its independence from generators, and evidence that
+it tells readable flip digits from noise and from fooling images."""
+
+import ast
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from experiments import evaluate as evaluate_experiment
+from experiments import train as train_experiment
+from flipnum_jax import ascent
+from flipnum_jax import data
+from flipnum_jax import objectives
+from flipnum_jax import train
+from flipnum_jax.errors import ConfigError, DataError
+from flipnum_jax.judges import frechet
+from flipnum_jax.judges import knn
+from flipnum_jax.judges import metrics
+from flipnum_jax.judges import panel as panel_lib
+from tests.conftest import REPO
+from tests.test_run import assert_one_line_error, run_cli
+
+
+def test_frechet_distance_closed_forms():
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(4000, 3))
+  assert frechet.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+  # Same covariance, shifted mean: the distance is the squared shift.
+  assert frechet.frechet_distance(a, a + [1.0, 2.0, 0.0]) == pytest.approx(5.0, rel=1e-6)
+  # One dimension: (μ1 − μ2)² + (σ1 − σ2)².
+  x, y = rng.normal(0, 1, (20000, 1)), rng.normal(3, 2, (20000, 1))
+  expected = (x.mean() - y.mean()) ** 2 + (x.std(ddof=1) - y.std(ddof=1)) ** 2
+  assert frechet.frechet_distance(x, y) == pytest.approx(expected, rel=1e-6)
+
+
+def test_panel_majority_needs_more_than_half():
+  votes = [np.array([[1, 1, 0, 1]], bool), np.array([[1, 0, 0, 1]], bool),
+           np.array([[1, 1, 0, 0]], bool), np.array([[0, 1, 1, 0]], bool)]
+  np.testing.assert_array_equal(metrics.panel_correct(votes), [[True, True, False, False]])
+
+
+@pytest.fixture(scope='module')
+def mnist(mnist_dir):
+  return data.load_mnist(str(mnist_dir))
+
+
+def test_knn_reads_real_digits_and_finds_noise_far_from_them(mnist):
+  reference = knn.from_mnist(mnist, 5000)
+  test = data.to_float(mnist.test_images[:300])
+  probabilities, real_distances = knn.query(reference, test, k=5)
+  assert np.mean(probabilities.argmax(1) == mnist.test_labels[:300]) > 0.9
+  np.testing.assert_allclose(probabilities.sum(1), 1.0)
+  noise = np.random.default_rng(0).random((50, 28, 28)).astype(np.float32)
+  _, noise_distances = knn.query(reference, noise, k=5)
+  assert noise_distances.min() > 1.5 * np.percentile(real_distances, 99)
+
+
+@pytest.mark.parametrize('arrays, message', [
+    ({'images': np.zeros((4, 28, 28), np.float32)}, "lacks the key"),
+    ({'images': np.zeros((4, 28, 27), np.float32), 'pairs': np.zeros((4, 2), int)},
+     'shape'),
+    ({'images': np.full((4, 28, 28), 2.0, np.float32), 'pairs': np.zeros((4, 2), int)},
+     r'\[0, 1\]'),
+    ({'images': np.zeros((4, 28, 28), np.float32), 'pairs': np.full((4, 2), 12)},
+     'digits 0–9'),
+    ({'images': np.zeros((4, 28, 28), np.float32), 'pairs': np.zeros((3, 2), int)},
+     'pairs must be integers'),
+])
+def test_bad_pairs_files_are_refused(tmp_path, arrays, message):
+  path = tmp_path / 'pairs.npz'
+  np.savez(path, **arrays)
+  with pytest.raises(DataError, match=message):
+    metrics.load_pairs_file(path)
+  path.write_bytes(b'not an npz')
+  with pytest.raises(DataError, match='not a readable'):
+    metrics.load_pairs_file(path)
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+  names = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      names.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom):
+      names.add(node.module or '')
+      names.update(f'{node.module}.{alias.name}' for alias in node.names)
+  return names
+
+
+def test_no_generator_imports_the_judges():
+  judges_dir = REPO / 'flipnum_jax' / 'judges'
+  sources = [p for p in (REPO / 'flipnum_jax').rglob('*.py') if judges_dir not in p.parents]
+  sources += list((REPO / 'experiments').glob('*.py'))
+  sources.remove(REPO / 'experiments' / 'evaluate.py')  # the judges' own config
+  offenders = [str(p.relative_to(REPO)) for p in sources
+               if any(name.startswith('flipnum_jax.judges') for name in _imports(p))]
+  assert not offenders, offenders
+
+
+def test_generators_may_not_load_a_judge(tmp_path):
+  config = train_experiment.classifier_config('smoke')
+  config.name = 'judge_mlp'
+  with pytest.raises(ConfigError, match='reserved for judges'):
+    train.get_classifier(config, str(tmp_path), None)
+  result = run_cli('--experiment=blog_pairs:smoke', '--config.classifier.name=judge_cnn',
+                   f'--workdir={tmp_path}')
+  assert_one_line_error(result, 'reserved for judges')
+
+
+@pytest.fixture(scope='module')
+def smoke_panel(tmp_path_factory, mnist_dir):
+  workdir = tmp_path_factory.mktemp('judges')
+  config = evaluate_experiment.get_config('smoke')
+  return workdir, config, panel_lib.load_panel(config, str(workdir), str(mnist_dir))
+
+
+def _panel_both(panel, images, pairs):
+  votes = [metrics.view_correct(p, pairs)
+           for p in panel_lib.view_probabilities(panel, images).values()]
+  verdict = metrics.panel_correct(votes)
+  return float(np.mean(verdict[0] & verdict[1]))
+
+
+def test_panel_reads_natural_flips_but_not_noise_nor_fooling_images(
+    smoke_panel, mnist, mnist_dir, tmp_path):
+  workdir, config, panel = smoke_panel
+  assert set(panel.metrics) == {'judge_mlp', 'judge_cnn', 'judge_robust', 'knn'}
+  assert 'pgd' in panel.metrics['judge_robust']
+
+  # Real digits read upright; those that are flip digits by nature (0, 1, 8 read as
+  # themselves turned, 6 as 9 and 9 as 6) mostly read both ways.
+  real = data.to_float(mnist.test_images[1000:1100])
+  real_pairs = np.stack([mnist.test_labels[1000:1100]] * 2, 1)
+  votes = [metrics.view_correct(p, real_pairs)[0]
+           for p in panel_lib.view_probabilities(panel, real).values()]
+  assert metrics.panel_correct(votes).mean() >= 0.75  # smoke judges: ~1 epoch
+  flips = {0: 0, 1: 1, 8: 8, 6: 9, 9: 6}
+  labels = mnist.test_labels[1000:3000]
+  index = np.concatenate([np.flatnonzero(labels == d)[:20] for d in flips]) + 1000
+  images = data.to_float(mnist.test_images[index])
+  pairs = np.array([[d, flips[d]] for d in mnist.test_labels[index]])
+  natural = _panel_both(panel, images, pairs)
+  assert natural >= 0.4
+
+  noise = np.random.default_rng(1).random((100, 28, 28)).astype(np.float32)
+  all_pairs = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing='ij'), -1
+                       ).reshape(-1, 2)
+  assert _panel_both(panel, noise, all_pairs) <= 0.1
+
+  # Fooling images: ascent from noise against a generating classifier.
+  generator, _ = train.get_classifier(train_experiment.classifier_config('smoke'),
+                                      str(tmp_path), str(mnist_dir))
+  graphdef, params = nnx.split(generator)
+  fooling, _ = ascent.ascend(graphdef, params, jnp.asarray(noise), jnp.asarray(all_pairs),
+                             objective=objectives.pair_score, optimizer=optax.adam(0.05),
+                             steps=100)
+  probs = jnp.exp(jax.vmap(objectives.view_log_probs, in_axes=(None, None, 0))(
+      graphdef, params, fooling))
+  generator_both = np.mean((probs[:, 0].argmax(-1) == all_pairs[:, 0])
+                           & (probs[:, 1].argmax(-1) == all_pairs[:, 1]))
+  assert generator_both >= 0.9
+  assert _panel_both(panel, np.asarray(fooling), all_pairs) <= min(0.2, natural / 2)
+
+
+def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, mnist_dir, tmp_path):
+  workdir, _, _ = smoke_panel
+  # Generate the input the way run.py does, and check that generating loaded no
+  # judge code (so nothing generated can have been tuned against the judges).
+  script = (
+      'import sys; from flipnum_jax import runner; '
+      "name, config = runner.load_config('blog_pairs:smoke'); "
+      f"runner.run(name, config, {str(workdir)!r}, {str(mnist_dir)!r}); "
+      "print('JUDGES_LOADED', any(m.startswith('flipnum_jax.judges') for m in sys.modules))")
+  result = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'JUDGES_LOADED False' in result.stdout
+  inputs = f'{workdir}/blog_pairs/pairs.npz'
+  result = run_cli('--experiment=evaluate:smoke', f'--config.inputs={inputs},{inputs}',
+                   f'--workdir={workdir}', env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-2000:]
+  out = workdir / 'evaluate'
+  evaluation = json.loads((out / 'evaluation.json').read_text())
+  assert list(evaluation['inputs']) == ['blog_pairs', "blog_pairs'"]
+  entry = evaluation['inputs']['blog_pairs']
+  for judge in ('judge_mlp', 'judge_cnn', 'judge_robust', 'knn'):
+    assert set(entry['judges'][judge]) == {'test_accuracy', 'upright', 'rotated', 'both',
+                                           'mean_min_prob'}
+  assert set(entry['panel']) == {'upright', 'rotated', 'both'}
+  assert entry['generator']['mean_min_prob'] > 0
+  for key in ('upright', 'rotated', 'upright_floor', 'rotated_floor'):
+    assert np.isfinite(entry['frechet'][key]) and entry['frechet'][key] >= 0
+  assert (out / 'blog_pairs' / 'readable.png').read_bytes().startswith(b'\x89PNG')
+  report = (out / 'report.md').read_text()
+  assert '| blog_pairs |' in report and 'blog_pairs/readable.png' in report
+
+  missing = run_cli('--experiment=evaluate:smoke', f'--config.inputs={tmp_path}/none.npz',
+                    f'--workdir={tmp_path}')
+  assert_one_line_error(missing, 'does not exist')
+  np.savez(tmp_path / 'bad.npz', images=np.zeros((3, 28, 28), np.float32))
+  bad = run_cli('--experiment=evaluate:smoke', f'--config.inputs={tmp_path}/bad.npz',
+                f'--workdir={tmp_path}')
+  assert_one_line_error(bad, 'lacks the key')
