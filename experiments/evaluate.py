@@ -56,6 +56,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.pgd = ml_collections.ConfigDict(
       {'epsilon': 0.3, 'steps': 40, 'step_size': 0.01, 'examples': 1000, 'seed': 0})
   config.knn = ml_collections.ConfigDict({'k': 5, 'train_examples': 0})  # 0 = all
+  config.controls = True  # also judge real natural flips and noise, for calibration
   config.frechet_judge = 'judge_cnn'
   config.floor_repeats = 5
   config.real_distance_examples = 1000

@@ -21,6 +21,7 @@ from flipnum_jax import data
 from flipnum_jax import objectives
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError, DataError
+from flipnum_jax.judges import evaluate
 from flipnum_jax.judges import frechet
 from flipnum_jax.judges import knn
 from flipnum_jax.judges import metrics
@@ -136,23 +137,16 @@ def test_panel_reads_natural_flips_but_not_noise_nor_fooling_images(
   assert 'pgd' in panel.metrics['judge_robust']
 
   # Real digits read upright; those that are flip digits by nature (0, 1, 8 read as
-  # themselves turned, 6 as 9 and 9 as 6) mostly read both ways.
+  # themselves turned, 6 as 9 and 9 as 6) mostly read both ways; noise does not.
   real = data.to_float(mnist.test_images[1000:1100])
   real_pairs = np.stack([mnist.test_labels[1000:1100]] * 2, 1)
   votes = [metrics.view_correct(p, real_pairs)[0]
            for p in panel_lib.view_probabilities(panel, real).values()]
   assert metrics.panel_correct(votes).mean() >= 0.75  # smoke judges: ~1 epoch
-  flips = {0: 0, 1: 1, 8: 8, 6: 9, 9: 6}
-  labels = mnist.test_labels[1000:3000]
-  index = np.concatenate([np.flatnonzero(labels == d)[:20] for d in flips]) + 1000
-  images = data.to_float(mnist.test_images[index])
-  pairs = np.array([[d, flips[d]] for d in mnist.test_labels[index]])
-  natural = _panel_both(panel, images, pairs)
+  controls = evaluate.control_inputs(mnist, seed=1)
+  natural = _panel_both(panel, *controls['control: natural flips'])
   assert natural >= 0.4
-
-  noise = np.random.default_rng(1).random((100, 28, 28)).astype(np.float32)
-  all_pairs = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing='ij'), -1
-                       ).reshape(-1, 2)
+  noise, all_pairs = controls['control: noise']
   assert _panel_both(panel, noise, all_pairs) <= 0.1
 
   # Fooling images: ascent from noise against a generating classifier.
@@ -189,7 +183,8 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
   assert result.returncode == 0, result.stderr[-2000:]
   out = workdir / 'evaluate'
   evaluation = json.loads((out / 'evaluation.json').read_text())
-  assert list(evaluation['inputs']) == ['blog_pairs', "blog_pairs'"]
+  assert list(evaluation['inputs']) == ['blog_pairs', "blog_pairs'", 'control: natural flips',
+                                        'control: noise']
   entry = evaluation['inputs']['blog_pairs']
   for judge in ('judge_mlp', 'judge_cnn', 'judge_robust', 'knn'):
     assert set(entry['judges'][judge]) == {'test_accuracy', 'upright', 'rotated', 'both',

@@ -38,13 +38,29 @@ def input_paths(config: ml_collections.ConfigDict, workdir: str) -> dict[str, pa
   return named
 
 
+def control_inputs(mnist: data.Mnist, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Calibration inputs judged beside every report.
+
+  `control: natural flips` — real test digits that are flip digits by nature (0, 1
+  and 8 read as themselves turned, 6 as 9, 9 as 6), 20 of each: a panel that works
+  reads most of them. `control: noise` — uniform noise for all 100 pairs: it must
+  read almost none.
+  """
+  flips = {0: 0, 1: 1, 8: 8, 6: 9, 9: 6}
+  index = np.concatenate([np.flatnonzero(mnist.test_labels == d)[:20] for d in flips])
+  natural_pairs = np.array([[d, flips[d]] for d in mnist.test_labels[index]])
+  noise = np.random.default_rng(seed).random((100, 28, 28)).astype(np.float32)
+  all_pairs = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing='ij'), -1)
+  return {'control: natural flips': (data.to_float(mnist.test_images[index]), natural_pairs),
+          'control: noise': (noise, all_pairs.reshape(-1, 2))}
+
+
 def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
-                   path: pathlib.Path, mnist: data.Mnist,
-                   real_distances: np.ndarray) -> tuple[dict[str, Any], np.ndarray,
-                                                        np.ndarray, np.ndarray]:
-  """Everything evaluation.json says of one file; also its pairs, the panel's
-  both-ways verdict and the judges' mean min-probability per pair."""
-  images, pairs = metrics.load_pairs_file(path)
+                   images: np.ndarray, pairs: np.ndarray, path: pathlib.Path | None,
+                   mnist: data.Mnist, real_distances: np.ndarray
+                   ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+  """Everything evaluation.json says of one input; also the panel's both-ways
+  verdict and the judges' mean min-probability per pair."""
   judges, correct, min_probs = {}, [], []
   for name, probabilities in panel_lib.view_probabilities(panel, images).items():
     judge_correct = metrics.view_correct(probabilities, pairs)
@@ -55,16 +71,17 @@ def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
     correct.append(judge_correct)
     min_probs.append(judge_min)
   verdict = metrics.panel_correct(correct)
-  generator = metrics.generator_view(path)
+  generator = metrics.generator_view(path) if path else None
   panel_rates = metrics.rates(verdict)
   result = {
-      'path': str(path), 'pairs': len(pairs), 'judges': judges, 'panel': panel_rates,
+      'path': str(path) if path else None, 'pairs': len(pairs), 'judges': judges, 'panel': panel_rates,
       'generator': generator,
       'gap_both': (generator['both'] - panel_rates['both']) if generator else None,
+      'panel_both_ways_pairs': pairs[verdict[0] & verdict[1]].tolist(),
       'frechet': metrics.realism(panel, config.frechet_judge, images, pairs, mnist,
                                  config.floor_repeats, real_distances, config.seed),
   }
-  return result, pairs, verdict[0] & verdict[1], np.mean(min_probs, 0)
+  return result, verdict[0] & verdict[1], np.mean(min_probs, 0)
 
 
 def _row(cells: list[Any]) -> str:
@@ -112,8 +129,9 @@ def report(results: dict[str, dict[str, Any]], judge_metrics: dict[str, dict]) -
             if 'pgd' in m else '')
     lines.append(_row([name, f"{100 * m['test_accuracy']:.2f}%", note]))
   lines += ['', '## Heat-maps', '']
-  for name in results:
-    lines += [f'### {name}', '', f'![{name}]({name}/readable.png)', '']
+  for name, r in results.items():
+    if r['path']:
+      lines += [f'### {name}', '', f'![{name}]({name}/readable.png)', '']
   return '\n'.join(lines) + '\n'
 
 
@@ -127,12 +145,18 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   _, real_distances = knn.query(
       panel.neighbours, data.to_float(mnist.test_images[:config.real_distance_examples]), 1)
   out_dir = io.experiment_dir(workdir, name)
+  inputs = {input_name: (*metrics.load_pairs_file(path), path)
+            for input_name, path in paths.items()}
+  if config.controls:
+    inputs.update({control: (*arrays, None)
+                   for control, arrays in control_inputs(mnist, config.seed).items()})
   results = {}
-  for input_name, path in paths.items():
-    results[input_name], pairs, readable, min_prob = evaluate_input(
-        panel, config, path, mnist, real_distances)
-    plots.readable_heatmap(out_dir / input_name / 'readable.png', pairs, readable,
-                           min_prob, title=f'{input_name}: panel verdict')
+  for input_name, (images, pairs, path) in inputs.items():
+    results[input_name], readable, min_prob = evaluate_input(
+        panel, config, images, pairs, path, mnist, real_distances)
+    if path:
+      plots.readable_heatmap(out_dir / input_name / 'readable.png', pairs, readable,
+                             min_prob, title=f'{input_name}: panel verdict')
     r = results[input_name]
     logging.info('%s: panel both-ways %.2f, generator %s.', input_name,
                  r['panel']['both'], r['generator'] and f"{r['generator']['both']:.2f}")
