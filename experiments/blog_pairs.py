@@ -24,9 +24,18 @@ def pairs_config(variant: str, job: str) -> ml_collections.ConfigDict:
   config.classifier = train.classifier_config(variant)
   config.upright_digits = tuple(range(10))
   config.rotated_digits = tuple(range(10))
-  config.init = 'mean'  # 'mean' (the MNIST mean image) or 'noise' (uniform)
+  # Start: 'mean' (the MNIST mean image), 'noise' (uniform), 'class_blend' (mean of
+  # a + turned mean of b) or 'example_blend' (a real a over a real b, turned).
+  config.init = 'mean'
+  config.candidates = 1  # K per pair; the generator's best min(p_a, p_b) is kept
   config.ascent = ml_collections.ConfigDict(
       {'optimizer': 'adam', 'learning_rate': 0.01, 'steps': 300})
+  # objectives.FlipObjective's settings; all zero is the blog's objective,
+  # log p(a | x) + log p(b | rot180 x).
+  config.objective = ml_collections.ConfigDict({
+      'softmin_temperature': 0.0, 'tv_weight': 0.0, 'l2_weight': 0.0,
+      'blur_weight': 0.0, 'blur_sigma': 1.0, 'samples': 1, 'jitter': 0.0,
+      'rotation_degrees': 0.0, 'scale_range': 0.0, 'crisp': False})
   if variant == 'smoke':
     config.upright_digits = (3, 6)
     config.rotated_digits = (7, 9)

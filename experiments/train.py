@@ -5,12 +5,13 @@
 Expected: test accuracy ≈ 99.4% after 10 epochs, about 3 minutes on a 2-core CPU.
 The model lands in `<workdir>/models/classifier/` and is reused by every experiment
 that asks for the same classifier config. `train:smoke` trains a tiny model on 2,048
-images in seconds (for tests).
+images in seconds (for tests). `train:robust` trains the adversarially trained
+(FGSM, ε = 0.3) generating classifier that `pairs` uses: ≈ 99.2% clean, ≈ 5 minutes.
 """
 
 import ml_collections
 
-VARIANTS = ('', 'smoke')
+VARIANTS = ('', 'smoke', 'robust')
 
 
 def classifier_config(variant: str = '') -> ml_collections.ConfigDict:
@@ -30,6 +31,15 @@ def classifier_config(variant: str = '') -> ml_collections.ConfigDict:
   config.adversarial = ml_collections.ConfigDict(
       {'epsilon': 0.0, 'step_ratio': 1.25, 'ramp_epochs': 0})
   config.train_examples = 0  # 0 = all 60,000
+  if variant == 'robust':
+    # The robust generating classifier: adversarially trained, so that its input
+    # gradients point at digit-like changes (Santurkar et al., 2019). Seed and
+    # kernel differ from the robust judge's (303, 3×3).
+    config.name = 'classifier_robust'
+    config.seed = 7
+    config.max_shift = 1
+    config.adversarial.epsilon = 0.3
+    config.adversarial.ramp_epochs = 3
   if variant == 'smoke':
     config.name = 'classifier_smoke'
     config.model.conv_features = (8, 16)

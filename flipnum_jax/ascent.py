@@ -14,38 +14,51 @@ from flax import nnx
 
 from flipnum_jax.errors import ConfigError
 
-# objective(graphdef, params, image (28, 28), target) -> scalar score to maximize.
-Objective = Callable[[nnx.GraphDef, nnx.State, jax.Array, jax.Array], jax.Array]
+# objective(graphdef, params, image (28, 28), target, key) -> scalar to maximize.
+Objective = Callable[[nnx.GraphDef, nnx.State, jax.Array, jax.Array, jax.Array],
+                     jax.Array]
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'objective', 'optimizer', 'steps'))
 def ascend(graphdef: nnx.GraphDef, params: nnx.State, init_images: jax.Array,
-           targets: jax.Array, *, objective: Objective,
+           targets: jax.Array, keys: jax.Array, *, objective: Objective,
            optimizer: optax.GradientTransformation,
            steps: int) -> tuple[jax.Array, jax.Array]:
-  """Maximizes `objective` for each (image, target), pixels kept in [0, 1].
+  """Maximizes `objective` for each (image, target, key), pixels kept in [0, 1].
 
-  Returns the final images (N, 28, 28) and the score before each step (steps, N).
+  `keys` (N,) seed each image's random transformations, one split per step, so an
+  image's result does not depend on what else is in the batch. Returns the final
+  images (N, 28, 28) and the score before each step (steps, N).
   """
 
-  def ascend_one(image, target):
-    negative_score = lambda x: -objective(graphdef, params, x, target)
-
-    def step(carry, _):
+  def ascend_one(image, target, image_key):
+    def step(carry, step_key):
       x, opt_state = carry
+      negative_score = lambda x: -objective(graphdef, params, x, target, step_key)
       loss, grad = jax.value_and_grad(negative_score)(x)
       updates, opt_state = optimizer.update(grad, opt_state, x)
       x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
       return (x, opt_state), -loss
 
-    (image, _), scores = jax.lax.scan(step, (image, optimizer.init(image)), length=steps)
+    (image, _), scores = jax.lax.scan(step, (image, optimizer.init(image)),
+                                      jax.random.split(image_key, steps))
     return image, scores
 
-  images, scores = jax.vmap(ascend_one)(init_images, targets)
+  images, scores = jax.vmap(ascend_one)(init_images, targets, keys)
   return images, scores.T
 
 
-OPTIMIZERS = {'adam': optax.adam, 'sgd': optax.sgd}
+def normalized_sgd(learning_rate: float) -> optax.GradientTransformation:
+  """Steps of fixed L2 length `learning_rate` along the gradient (per image, since
+  `ascend` vmaps the optimizer over images): the step rule of robust-classifier
+  image synthesis (Santurkar et al., 2019)."""
+  normalize = optax.stateless(
+      lambda updates, params: jax.tree.map(
+          lambda u: u / (jnp.linalg.norm(u) + 1e-12), updates))
+  return optax.chain(normalize, optax.sgd(learning_rate))
+
+
+OPTIMIZERS = {'adam': optax.adam, 'sgd': optax.sgd, 'normalized_sgd': normalized_sgd}
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -69,14 +82,14 @@ class AscentResult(NamedTuple):
 
 
 def timed_ascend(graphdef: nnx.GraphDef, params: nnx.State, init_images: jax.Array,
-                 targets: jax.Array, *, objective: Objective,
+                 targets: jax.Array, keys: jax.Array, *, objective: Objective,
                  optimizer: optax.GradientTransformation, steps: int) -> AscentResult:
   """`ascend`, compiled ahead of time so that compile and run times are separate."""
   start = time.perf_counter()
-  compiled = ascend.lower(graphdef, params, init_images, targets, objective=objective,
-                          optimizer=optimizer, steps=steps).compile()
+  compiled = ascend.lower(graphdef, params, init_images, targets, keys,
+                          objective=objective, optimizer=optimizer, steps=steps).compile()
   compiled_at = time.perf_counter()
-  images, scores = jax.block_until_ready(compiled(params, init_images, targets))
+  images, scores = jax.block_until_ready(compiled(params, init_images, targets, keys))
   done = time.perf_counter()
   result = AscentResult(images, scores, compiled_at - start, done - compiled_at)
   logging.info('Ascent of %d images × %d steps: compile %.1f s, run %.1f s, '

@@ -39,8 +39,10 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
 
   rows = [('class mean', class_means)]
   for init in ('noise', 'mean'):
-    start = pairs.INITS[init](len(digits), mnist, jax.random.key(config.seed))
+    start = pairs.INITS[init](np.stack([digits, digits], 1), mnist,
+                              jax.random.key(config.seed))
     result = ascent.timed_ascend(graphdef, params, start, targets,
+                                 jax.random.split(jax.random.key(config.seed), len(digits)),
                                  objective=objectives.digit_score,
                                  optimizer=optimizer, steps=config.ascent.steps)
     rows.append((f'ascent from {init}', np.asarray(result.images)))

@@ -1,8 +1,11 @@
-"""Pure objectives for image ascent: the 180° view and log-probability scores.
+"""Pure objectives for image ascent: the 180° view, scores and regularizers.
 
-Every function takes the classifier as (graphdef, params) and one image (28, 28);
-`jax.vmap` lifts them to batches.
+Every objective takes the classifier as (graphdef, params), one image (28, 28), its
+target and a random key (for objectives that sample transformations); `jax.vmap`
+lifts them to batches.
 """
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,14 +26,97 @@ def view_log_probs(graphdef: nnx.GraphDef, params: nnx.State,
   return jax.nn.log_softmax(models.apply(graphdef, params, views))
 
 
-def pair_score(graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array,
-               pair: jax.Array) -> jax.Array:
-  """log p(a | x) + log p(b | rot180(x)) for pair = (a, b)."""
-  log_probs = view_log_probs(graphdef, params, image)
-  return log_probs[0, pair[0]] + log_probs[1, pair[1]]
-
-
 def digit_score(graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array,
-                digit: jax.Array) -> jax.Array:
+                digit: jax.Array, key: jax.Array | None = None) -> jax.Array:
   """log p(digit | x)."""
+  del key  # deterministic
   return jax.nn.log_softmax(models.apply(graphdef, params, image[None]))[0, digit]
+
+
+def total_variation(image: jax.Array) -> jax.Array:
+  """Mean absolute difference between neighbouring pixels."""
+  return (jnp.mean(jnp.abs(jnp.diff(image, axis=0))) +
+          jnp.mean(jnp.abs(jnp.diff(image, axis=1))))
+
+
+def gaussian_blur(image: jax.Array, sigma: float) -> jax.Array:
+  """Separable Gaussian blur (3σ radius, zero padding)."""
+  radius = max(1, int(3 * sigma + 0.5))
+  offsets = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+  kernel = jnp.exp(-0.5 * (offsets / sigma) ** 2)
+  kernel = kernel / kernel.sum()
+  rows = jax.vmap(lambda r: jnp.convolve(r, kernel, mode='same'))(image)
+  return jax.vmap(lambda c: jnp.convolve(c, kernel, mode='same'), 1, 1)(rows)
+
+
+def random_transform(key: jax.Array, image: jax.Array, jitter: float, degrees: float,
+                     scale_range: float) -> jax.Array:
+  """A random small rotation, scaling and sub-pixel shift of one image (bilinear)."""
+  angle_key, scale_key, shift_key = jax.random.split(key, 3)
+  angle = jnp.deg2rad(jax.random.uniform(angle_key, minval=-degrees, maxval=degrees))
+  scale = jax.random.uniform(scale_key, minval=1 - scale_range, maxval=1 + scale_range)
+  shift = jax.random.uniform(shift_key, (2,), minval=-jitter, maxval=jitter)
+  centre = (image.shape[0] - 1) / 2
+  rows, cols = jnp.meshgrid(jnp.arange(image.shape[0]) - centre,
+                            jnp.arange(image.shape[1]) - centre, indexing='ij')
+  cos, sin = jnp.cos(angle) / scale, jnp.sin(angle) / scale
+  src_rows = cos * rows - sin * cols + centre + shift[0]
+  src_cols = sin * rows + cos * cols + centre + shift[1]
+  return jax.scipy.ndimage.map_coordinates(image, [src_rows, src_cols], order=1,
+                                           mode='constant', cval=0.0)
+
+
+def crisp(image: jax.Array) -> jax.Array:
+  """Ink or paper (threshold ½) forwards, identity backwards (straight-through)."""
+  return image + jax.lax.stop_gradient(jnp.where(image > 0.5, 1.0, 0.0) - image)
+
+
+class FlipObjective(NamedTuple):
+  """The readable-flip objective; its fields are static settings (hashable, so the
+  objective itself can be a static argument of `jax.jit`).
+
+  score = combine(mean log p(a | T(x)), mean log p(b | T'(rot180 x)))
+          − tv_weight · TV(x) − l2_weight · mean(x²) − blur_weight · mean((x − blur(x))²)
+  where T, T' are `samples` random transformations per view (expectation over
+  transformations) and combine is the sum, or a soft minimum at `softmin_temperature`
+  > 0 so that the weaker reading of each pair gets most of the push.
+  """
+  softmin_temperature: float = 0.0
+  tv_weight: float = 0.0
+  l2_weight: float = 0.0
+  blur_weight: float = 0.0
+  blur_sigma: float = 1.0
+  samples: int = 1
+  jitter: float = 0.0
+  rotation_degrees: float = 0.0
+  scale_range: float = 0.0
+  crisp: bool = False
+
+  def view_scores(self, graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array,
+                  pair: jax.Array, key: jax.Array) -> jax.Array:
+    """(2,): mean log p(a) upright and mean log p(b) turned, over transformations."""
+    seen = crisp(image) if self.crisp else image
+    views = jnp.stack([seen, rot180(seen)])
+    if self.jitter or self.rotation_degrees or self.scale_range:
+      keys = jax.random.split(key, 2 * self.samples)
+      views = jnp.repeat(views, self.samples, axis=0)
+      views = jax.vmap(random_transform, in_axes=(0, 0, None, None, None))(
+          keys, views, self.jitter, self.rotation_degrees, self.scale_range)
+    log_probs = jax.nn.log_softmax(models.apply(graphdef, params, views))
+    log_probs = log_probs.reshape(2, -1, 10).mean(1)
+    return jnp.stack([log_probs[0, pair[0]], log_probs[1, pair[1]]])
+
+  def __call__(self, graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array,
+               pair: jax.Array, key: jax.Array) -> jax.Array:
+    scores = self.view_scores(graphdef, params, image, pair, key)
+    if self.softmin_temperature:
+      t = self.softmin_temperature
+      combined = -t * jax.nn.logsumexp(-scores / t)
+    else:
+      combined = scores.sum()
+    penalty = (self.tv_weight * total_variation(image)
+               + self.l2_weight * jnp.mean(image ** 2))
+    if self.blur_weight:
+      penalty += self.blur_weight * jnp.mean(
+          (image - gaussian_blur(image, self.blur_sigma)) ** 2)
+    return combined - penalty

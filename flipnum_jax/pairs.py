@@ -37,19 +37,38 @@ def all_pairs(upright: np.ndarray, rotated: np.ndarray) -> np.ndarray:
   return np.stack(np.meshgrid(upright, rotated, indexing='ij'), -1).reshape(-1, 2)
 
 
-def _mean_image(count: int, mnist: data.Mnist, key: jax.Array) -> jax.Array:
+def _mean_image(pairs: np.ndarray, mnist: data.Mnist, key: jax.Array) -> jax.Array:
   del key  # deterministic
   mean = data.to_float(mnist.train_images).mean(0)
-  return jnp.broadcast_to(jnp.asarray(mean), (count, 28, 28))
+  return jnp.broadcast_to(jnp.asarray(mean), (len(pairs), 28, 28))
 
 
-def _uniform_noise(count: int, mnist: data.Mnist, key: jax.Array) -> jax.Array:
+def _uniform_noise(pairs: np.ndarray, mnist: data.Mnist, key: jax.Array) -> jax.Array:
   del mnist  # data-free
-  return jax.random.uniform(key, (count, 28, 28))
+  return jax.random.uniform(key, (len(pairs), 28, 28))
 
 
-# Starting images for ascent: init name → function(count, mnist, key).
-INITS = {'mean': _mean_image, 'noise': _uniform_noise}
+def _class_blend(pairs: np.ndarray, mnist: data.Mnist, key: jax.Array) -> jax.Array:
+  """Half the mean of class a plus half the turned mean of class b, lightly noised."""
+  images = data.to_float(mnist.train_images)
+  means = np.stack([images[mnist.train_labels == d].mean(0) for d in range(10)])
+  blend = 0.5 * (means[pairs[:, 0]] + means[pairs[:, 1]][:, ::-1, ::-1])
+  return jnp.clip(blend + 0.1 * jax.random.normal(key, blend.shape), 0.0, 1.0)
+
+
+def _example_blend(pairs: np.ndarray, mnist: data.Mnist, key: jax.Array) -> jax.Array:
+  """A random real a overlaid on a random real b turned 180° (max of the two inks)."""
+  images = data.to_float(mnist.train_images)
+  by_class = [np.flatnonzero(mnist.train_labels == d) for d in range(10)]
+  rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+  upright = images[[rng.choice(by_class[a]) for a in pairs[:, 0]]]
+  turned = images[[rng.choice(by_class[b]) for b in pairs[:, 1]]][:, ::-1, ::-1]
+  return jnp.asarray(np.maximum(upright, turned))
+
+
+# Starting images for ascent: init name → function(pairs, mnist, key).
+INITS = {'mean': _mean_image, 'noise': _uniform_noise, 'class_blend': _class_blend,
+         'example_blend': _example_blend}
 
 
 def init_function(kind: str):
@@ -57,6 +76,16 @@ def init_function(kind: str):
   if kind not in INITS:
     raise ConfigError(f'init must be one of {sorted(INITS)}, not {kind!r}')
   return INITS[kind]
+
+
+def flip_objective(config: ml_collections.ConfigDict) -> objectives.FlipObjective:
+  """The objective an `objective` config describes (all zeros: the blog's)."""
+  settings = config.to_dict()
+  if settings['samples'] < 1:
+    raise ConfigError(f'objective.samples must be ≥ 1, not {settings["samples"]}')
+  if any(v < 0 for v in settings.values() if not isinstance(v, bool)):
+    raise ConfigError('objective weights and ranges must be ≥ 0')
+  return objectives.FlipObjective(**settings)
 
 
 def real_examples(mnist: data.Mnist, digits: np.ndarray) -> np.ndarray:
@@ -110,33 +139,48 @@ def write_outputs(out_dir, title: str, images: np.ndarray, pairs: np.ndarray,
   io.write_json(out_dir / 'scores.json', summary)
 
 
+def select_best(scores: np.ndarray, candidates: int) -> np.ndarray:
+  """For scores (P·K,) of K candidates per pair, the index of each pair's best."""
+  per_pair = scores.reshape(-1, candidates)
+  return np.arange(per_pair.shape[0]) * candidates + per_pair.argmax(1)
+
+
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                    data_dir: str | None, name: str) -> None:
-  """The pairs job: ascent from `config.init` on the generating classifier."""
+  """The pairs job: K candidates per pair by ascent on the generating classifier;
+  each pair keeps the candidate the generator reads best (its min(p_a, p_b))."""
   upright = check_digits('upright_digits', config.upright_digits)
   rotated = check_digits('rotated_digits', config.rotated_digits)
   optimizer = ascent.make_optimizer(config.ascent)
-  pairs = all_pairs(upright, rotated)
+  objective = flip_objective(config.objective)
   make_start = init_function(config.init)
+  if config.candidates < 1:
+    raise ConfigError(f'candidates must be ≥ 1, not {config.candidates}')
+  pairs = all_pairs(upright, rotated)
+  candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
 
   classifier, _ = train.get_classifier(config.classifier, workdir, data_dir)
   graphdef, params = nnx.split(classifier)
   mnist = data.load_mnist(data_dir)
-  start = make_start(len(pairs), mnist, jax.random.key(config.seed))
+  init_key, ascent_key = jax.random.split(jax.random.key(config.seed))
+  start = make_start(candidate_pairs, mnist, init_key)
   result = ascent.timed_ascend(
-      graphdef, params, start, jnp.asarray(pairs), objective=objectives.pair_score,
+      graphdef, params, start, jnp.asarray(candidate_pairs),
+      jax.random.split(ascent_key, len(candidate_pairs)), objective=objective,
       optimizer=optimizer, steps=config.ascent.steps)
-  images = np.asarray(result.images)
-  p_upright, p_rotated = pair_probabilities(graphdef, params, result.images, pairs)
-  summary = scores_summary(pairs, p_upright, p_rotated)
+  p_upright, p_rotated = pair_probabilities(graphdef, params, result.images,
+                                            candidate_pairs)
+  best = select_best(np.minimum(p_upright, p_rotated), config.candidates)
+  images = np.asarray(result.images)[best]
+  summary = scores_summary(pairs, p_upright[best], p_rotated[best])
   summary['timing'] = {'compile_seconds': result.compile_seconds,
                        'ascent_seconds': result.run_seconds,
                        'image_steps_per_second':
-                           len(pairs) * config.ascent.steps / result.run_seconds}
+                           len(candidate_pairs) * config.ascent.steps / result.run_seconds}
   out_dir = io.experiment_dir(workdir, name)
   write_outputs(out_dir, name, images, pairs, upright, rotated, summary, mnist)
   logging.info('Wrote %s: mean min confidence %.3f, worst pair %s.', out_dir,
                summary['mean_min_confidence'], summary['worst_pair'])
-  print(f'{name}: {len(pairs)} pairs, generator mean min confidence '
-        f'{summary["mean_min_confidence"]:.3f} (worst {summary["worst_pair"]}); '
-        f'outputs in {out_dir}')
+  print(f'{name}: {len(pairs)} pairs × {config.candidates} candidates, generator mean '
+        f'min confidence {summary["mean_min_confidence"]:.3f} (worst '
+        f'{summary["worst_pair"]}); outputs in {out_dir}')

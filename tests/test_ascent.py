@@ -23,15 +23,17 @@ def test_batch_equals_each_pair_alone_and_scores_rise(classifier):
   graphdef, params = classifier
   pairs = jnp.array([[3, 7], [6, 9], [0, 0], [1, 8]])
   start = jax.random.uniform(jax.random.key(2), (4, 28, 28))
-  kwargs = dict(objective=objectives.pair_score, optimizer=optax.adam(0.05), steps=25)
-  images, scores = ascent.ascend(graphdef, params, start, pairs, **kwargs)
+  kwargs = dict(objective=objectives.FlipObjective(), optimizer=optax.adam(0.05), steps=25)
+  keys = jax.random.split(jax.random.key(5), 4)
+  images, scores = ascent.ascend(graphdef, params, start, pairs, keys, **kwargs)
   assert images.shape == (4, 28, 28) and scores.shape == (25, 4)
   assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
   for i in range(4):
-    alone, _ = ascent.ascend(graphdef, params, start[i:i + 1], pairs[i:i + 1], **kwargs)
+    alone, _ = ascent.ascend(graphdef, params, start[i:i + 1], pairs[i:i + 1],
+                             keys[i:i + 1], **kwargs)
     np.testing.assert_allclose(alone[0], images[i], atol=1e-5)
-  final = jax.vmap(objectives.pair_score, in_axes=(None, None, 0, 0))(
-      graphdef, params, images, pairs)
+  final = jax.vmap(objectives.FlipObjective(), in_axes=(None, None, 0, 0, 0))(
+      graphdef, params, images, pairs, keys)
   assert np.all(np.asarray(final) > np.asarray(scores[0]) + 0.5)
   assert np.all(np.asarray(scores[-1]) > np.asarray(scores[0]))
 
@@ -40,16 +42,18 @@ def test_ascent_is_traced_once_per_shape(classifier):
   graphdef, params = classifier
   traces = []
 
-  def counting_objective(graphdef, params, image, target):
+  def counting_objective(graphdef, params, image, target, key):
     traces.append(image.shape)  # runs only while JAX traces
-    return objectives.digit_score(graphdef, params, image, target)
+    return objectives.digit_score(graphdef, params, image, target, key)
 
   kwargs = dict(objective=counting_objective, optimizer=optax.sgd(0.1), steps=3)
   for seed in range(3):  # new values, same shapes: no new trace
     start = jax.random.uniform(jax.random.key(seed), (5, 28, 28))
-    ascent.ascend(graphdef, params, start, jnp.arange(5), **kwargs)
+    ascent.ascend(graphdef, params, start, jnp.arange(5), jax.random.split(jax.random.key(seed), 5),
+                  **kwargs)
   assert len(traces) == 1
-  ascent.ascend(graphdef, params, jnp.zeros((2, 28, 28)), jnp.arange(2), **kwargs)
+  ascent.ascend(graphdef, params, jnp.zeros((2, 28, 28)), jnp.arange(2),
+                jax.random.split(jax.random.key(0), 2), **kwargs)
   assert len(traces) == 2
 
 
@@ -57,8 +61,9 @@ def test_same_inputs_give_bit_identical_images(classifier):
   graphdef, params = classifier
   start = jax.random.uniform(jax.random.key(3), (3, 28, 28))
   kwargs = dict(objective=objectives.digit_score, optimizer=optax.adam(0.01), steps=10)
-  first, _ = ascent.ascend(graphdef, params, start, jnp.arange(3), **kwargs)
-  second, _ = ascent.ascend(graphdef, params, start, jnp.arange(3), **kwargs)
+  keys = jax.random.split(jax.random.key(4), 3)
+  first, _ = ascent.ascend(graphdef, params, start, jnp.arange(3), keys, **kwargs)
+  second, _ = ascent.ascend(graphdef, params, start, jnp.arange(3), keys, **kwargs)
   np.testing.assert_array_equal(first, second)
 
 

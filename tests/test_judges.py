@@ -154,7 +154,8 @@ def test_panel_reads_natural_flips_but_not_noise_nor_fooling_images(
                                       str(tmp_path), str(mnist_dir))
   graphdef, params = nnx.split(generator)
   fooling, _ = ascent.ascend(graphdef, params, jnp.asarray(noise), jnp.asarray(all_pairs),
-                             objective=objectives.pair_score, optimizer=optax.adam(0.05),
+                             jax.random.split(jax.random.key(0), len(noise)),
+                             objective=objectives.FlipObjective(), optimizer=optax.adam(0.05),
                              steps=100)
   probs = jnp.exp(jax.vmap(objectives.view_log_probs, in_axes=(None, None, 0))(
       graphdef, params, fooling))

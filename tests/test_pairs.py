@@ -61,7 +61,10 @@ def test_smoke_pairs_and_dreams_write_their_outputs(tmp_path, mnist_dir):
     ('--config.ascent.steps=-5', 'steps must be positive'),
     ('--config.ascent.learning_rate=nan', 'learning_rate must be finite and positive'),
     ('--config.ascent.learning_rate=-0.1', 'learning_rate must be finite and positive'),
-    ('--config.init=zeros', "init must be one of ['mean', 'noise']"),
+    ('--config.init=zeros', 'init must be one of'),
+    ('--config.candidates=0', 'candidates must be ≥ 1'),
+    ('--config.objective.samples=0', 'samples must be ≥ 1'),
+    ('--config.objective.tv_weight=-1', 'must be ≥ 0'),
 ])
 def test_bad_pair_configs_exit_2_and_write_nothing(override, message, tmp_path):
   result = run_cli('--experiment=blog_pairs:smoke', override, f'--workdir={tmp_path}')
