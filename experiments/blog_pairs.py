@@ -30,6 +30,11 @@ def pairs_config(variant: str, job: str) -> ml_collections.ConfigDict:
   config.candidates = 1  # K per pair; the generator's best min(p_a, p_b) is kept
   config.ascent = ml_collections.ConfigDict(
       {'optimizer': 'adam', 'learning_rate': 0.01, 'steps': 300})
+  # A learned prior: when prior.name is set, ascent moves the latent of this VAE
+  # (trained on digits upright and turned) instead of pixels.
+  config.prior = ml_collections.ConfigDict({
+      'name': '', 'seed': 0, 'model': {'hidden': 400, 'latent': 16}, 'epochs': 10,
+      'batch_size': 128, 'learning_rate': 1e-3, 'prior_weight': 0.1})
   # objectives.FlipObjective's settings; all zero is the blog's objective,
   # log p(a | x) + log p(b | rot180 x).
   config.objective = ml_collections.ConfigDict({

@@ -1,18 +1,39 @@
-"""The kit's main job: a 10×10 grid of flip digits, one per (a, b).
+"""The kit's main job: a 10×10 grid of flip digits that people and other models read.
 
     python run.py --experiment=pairs
 
-For now the same method as `blog_pairs` (ascent from the MNIST mean on the plain
-classifier); later work makes it read better while `blog_pairs` stays the baseline.
-Expected: classifier mean min-confidence ≈ 0.99; outputs in `runs/pairs/`.
+The best combination found (see the README's method table): ascent guided by the
+adversarially trained generating classifier (`train:robust`, FGSM ε = 0.3), with
+normalized L2 steps, starting from a real a overlaid on a real b turned 180°, a
+soft-min of the two log-probabilities, random jitter/rotation of both views at every
+step, an L2 ink penalty, and K = 8 candidates per pair, each pair keeping the one the
+generator reads best. Expected (evaluate): the judge panel reads ≈ 90% of the pairs
+both ways, the robust judge ≈ 98%; ≈ 5 minutes cold (training the robust
+classifier) and ≈ 1.5 minutes warm on 2 CPU cores.
 """
 
 import ml_collections
 
 from experiments import blog_pairs
+from experiments import train
 
 VARIANTS = blog_pairs.VARIANTS
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  return blog_pairs.pairs_config(variant, job='pairs')
+  config = blog_pairs.pairs_config(variant, job='pairs')
+  if variant != 'smoke':
+    config.classifier = train.classifier_config('robust')
+  config.init = 'example_blend'
+  config.candidates = 8
+  config.ascent.optimizer = 'normalized_sgd'
+  config.ascent.learning_rate = 0.3  # L2 length of each step
+  config.ascent.steps = 150
+  config.objective.softmin_temperature = 1.0
+  config.objective.jitter = 1.0
+  config.objective.rotation_degrees = 5.0
+  config.objective.l2_weight = 1.0
+  if variant == 'smoke':
+    config.candidates = 2
+    config.ascent.steps = 5
+  return config

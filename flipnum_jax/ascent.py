@@ -19,32 +19,47 @@ Objective = Callable[[nnx.GraphDef, nnx.State, jax.Array, jax.Array, jax.Array],
                      jax.Array]
 
 
-@functools.partial(jax.jit, static_argnames=('graphdef', 'objective', 'optimizer', 'steps'))
-def ascend(graphdef: nnx.GraphDef, params: nnx.State, init_images: jax.Array,
-           targets: jax.Array, keys: jax.Array, *, objective: Objective,
-           optimizer: optax.GradientTransformation,
-           steps: int) -> tuple[jax.Array, jax.Array]:
-  """Maximizes `objective` for each (image, target, key), pixels kept in [0, 1].
+@functools.partial(jax.jit, static_argnames=('graphdef', 'objective', 'optimizer',
+                                             'steps', 'decoder', 'prior_weight'))
+def ascend(graphdef: nnx.GraphDef, params: nnx.State, init: jax.Array,
+           targets: jax.Array, keys: jax.Array, decoder_params: nnx.State | None = None,
+           *, objective: Objective, optimizer: optax.GradientTransformation, steps: int,
+           decoder: nnx.GraphDef | None = None,
+           prior_weight: float = 0.0) -> tuple[jax.Array, jax.Array]:
+  """Maximizes `objective` for each (image, target, key).
 
+  Without a decoder, `init` holds images (N, 28, 28) and the ascent moves pixels,
+  kept in [0, 1]. With `decoder` (a VAE's graphdef, its weights in
+  `decoder_params`), `init` holds latents (N, D), the image is the decoder's drawing
+  of the latent, and `prior_weight`·½‖z‖² keeps latents where the prior has mass.
   `keys` (N,) seed each image's random transformations, one split per step, so an
   image's result does not depend on what else is in the batch. Returns the final
   images (N, 28, 28) and the score before each step (steps, N).
   """
 
-  def ascend_one(image, target, image_key):
+  def render(variable):
+    if decoder is None:
+      return variable
+    return nnx.merge(decoder, decoder_params).decode(variable[None])[0]
+
+  def ascend_one(variable, target, image_key):
     def step(carry, step_key):
-      x, opt_state = carry
-      negative_score = lambda x: -objective(graphdef, params, x, target, step_key)
-      loss, grad = jax.value_and_grad(negative_score)(x)
-      updates, opt_state = optimizer.update(grad, opt_state, x)
-      x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
-      return (x, opt_state), -loss
+      v, opt_state = carry
+      def negative_score(v):
+        score = objective(graphdef, params, render(v), target, step_key)
+        return -(score - 0.5 * prior_weight * jnp.sum(v ** 2))
+      loss, grad = jax.value_and_grad(negative_score)(v)
+      updates, opt_state = optimizer.update(grad, opt_state, v)
+      v = optax.apply_updates(v, updates)
+      if decoder is None:
+        v = jnp.clip(v, 0.0, 1.0)
+      return (v, opt_state), -loss
 
-    (image, _), scores = jax.lax.scan(step, (image, optimizer.init(image)),
-                                      jax.random.split(image_key, steps))
-    return image, scores
+    (variable, _), scores = jax.lax.scan(step, (variable, optimizer.init(variable)),
+                                         jax.random.split(image_key, steps))
+    return render(variable), scores
 
-  images, scores = jax.vmap(ascend_one)(init_images, targets, keys)
+  images, scores = jax.vmap(ascend_one)(init, targets, keys)
   return images, scores.T
 
 
@@ -81,19 +96,21 @@ class AscentResult(NamedTuple):
   run_seconds: float
 
 
-def timed_ascend(graphdef: nnx.GraphDef, params: nnx.State, init_images: jax.Array,
-                 targets: jax.Array, keys: jax.Array, *, objective: Objective,
-                 optimizer: optax.GradientTransformation, steps: int) -> AscentResult:
-  """`ascend`, compiled ahead of time so that compile and run times are separate."""
+def timed_ascend(graphdef: nnx.GraphDef, params: nnx.State, init: jax.Array,
+                 targets: jax.Array, keys: jax.Array, decoder_params: nnx.State | None = None,
+                 **static) -> AscentResult:
+  """`ascend`, compiled ahead of time so that compile and run times are separate;
+  `static` are its keyword-only arguments."""
   start = time.perf_counter()
-  compiled = ascend.lower(graphdef, params, init_images, targets, keys,
-                          objective=objective, optimizer=optimizer, steps=steps).compile()
+  compiled = ascend.lower(graphdef, params, init, targets, keys, decoder_params,
+                          **static).compile()
   compiled_at = time.perf_counter()
-  images, scores = jax.block_until_ready(compiled(params, init_images, targets, keys))
+  images, scores = jax.block_until_ready(
+      compiled(params, init, targets, keys, decoder_params))
   done = time.perf_counter()
   result = AscentResult(images, scores, compiled_at - start, done - compiled_at)
   logging.info('Ascent of %d images × %d steps: compile %.1f s, run %.1f s, '
-               '%.0f image-steps/s.', init_images.shape[0], steps,
+               '%.0f image-steps/s.', init.shape[0], static['steps'],
                result.compile_seconds, result.run_seconds,
-               init_images.shape[0] * steps / result.run_seconds)
+               init.shape[0] * static['steps'] / result.run_seconds)
   return result

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
 from flax import nnx
 
 from flipnum_jax import io
@@ -66,3 +67,20 @@ def load(folder: pathlib.Path,
                           f'delete {folder} to retrain') from None
   nnx.replace_by_pure_dict(state, restored)
   return nnx.merge(graphdef, state), metrics
+
+
+def load_or_train(folder: pathlib.Path, config: ml_collections.ConfigDict,
+                  make_model: Callable[[], nnx.Module],
+                  train: Callable[[], tuple[nnx.Module, dict[str, Any]]],
+                  ) -> tuple[nnx.Module, dict[str, Any]]:
+  """The model in `folder` if it was trained with exactly `config`; otherwise
+  `train()`s one and saves it there. `make_model` builds the shapes to restore into."""
+  if saved_config(folder) == config_to_dict(config):
+    model, metrics = load(folder, make_model)
+    logging.info('Loaded %s from %s.', config.name, folder)
+    return model, metrics
+  logging.info('No %s trained with this config in %s: training it.', config.name, folder)
+  model, metrics = train()
+  save(folder, model, config, metrics)
+  logging.info('Saved %s to %s.', config.name, folder)
+  return model, metrics

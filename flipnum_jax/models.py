@@ -85,3 +85,32 @@ def apply(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array) -> jax.A
 
 def num_params(params: nnx.State) -> int:
   return sum(int(jnp.size(x)) for x in jax.tree.leaves(params))
+
+
+class VAE(nnx.Module):
+  """A variational autoencoder on the 784 pixels (MLP encoder and decoder): the
+  learned prior whose decoder keeps latent ascent on the manifold of pen strokes."""
+
+  def __init__(self, hidden: int, latent: int, *, rngs: nnx.Rngs):
+    self.encoder = nnx.Linear(28 * 28, hidden, rngs=rngs)
+    self.mean = nnx.Linear(hidden, latent, rngs=rngs)
+    self.log_variance = nnx.Linear(hidden, latent, rngs=rngs)
+    self.decoder_hidden = nnx.Linear(latent, hidden, rngs=rngs)
+    self.decoder_out = nnx.Linear(hidden, 28 * 28, rngs=rngs)
+
+  def encode(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Posterior mean and log-variance (N, latent) of images (N, 28, 28)."""
+    h = nnx.relu(self.encoder(images.reshape(images.shape[0], -1)))
+    return self.mean(h), self.log_variance(h)
+
+  def decode_logits(self, latents: jax.Array) -> jax.Array:
+    """Bernoulli logits (N, 28, 28) of each pixel being ink."""
+    h = nnx.relu(self.decoder_hidden(latents))
+    return self.decoder_out(h).reshape(-1, 28, 28)
+
+  def decode(self, latents: jax.Array) -> jax.Array:
+    return jax.nn.sigmoid(self.decode_logits(latents))
+
+
+def make_vae(model_config: ml_collections.ConfigDict, key: jax.Array) -> VAE:
+  return VAE(model_config.hidden, model_config.latent, rngs=nnx.Rngs(params=key))

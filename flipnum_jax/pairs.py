@@ -19,6 +19,7 @@ from flipnum_jax import data
 from flipnum_jax import io
 from flipnum_jax import objectives
 from flipnum_jax import plots
+from flipnum_jax import prior
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError
 
@@ -164,10 +165,17 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   mnist = data.load_mnist(data_dir)
   init_key, ascent_key = jax.random.split(jax.random.key(config.seed))
   start = make_start(candidate_pairs, mnist, init_key)
+  latent = {}
+  if config.prior.name:  # ascend in the VAE's latent space, from the start's encoding
+    vae = prior.get_vae(config.prior, workdir, data_dir)
+    start = vae.encode(start)[0]
+    decoder_graphdef, decoder_params = nnx.split(vae)
+    latent = dict(decoder=decoder_graphdef, prior_weight=config.prior.prior_weight)
   result = ascent.timed_ascend(
       graphdef, params, start, jnp.asarray(candidate_pairs),
-      jax.random.split(ascent_key, len(candidate_pairs)), objective=objective,
-      optimizer=optimizer, steps=config.ascent.steps)
+      jax.random.split(ascent_key, len(candidate_pairs)),
+      decoder_params if latent else None, objective=objective, optimizer=optimizer,
+      steps=config.ascent.steps, **latent)
   p_upright, p_rotated = pair_probabilities(graphdef, params, result.images,
                                             candidate_pairs)
   best = select_best(np.minimum(p_upright, p_rotated), config.candidates)

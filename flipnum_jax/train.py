@@ -234,21 +234,18 @@ def get_model(config: ml_collections.ConfigDict, workdir: str, data_dir: str | N
   A saved model is reused only when it was trained with exactly this config.
   `extra_metrics(model, mnist)` adds measurements to a newly trained model's metrics.
   """
-  folder = io.model_dir(workdir, config.name)
-  # Only shapes matter for restoring, so any key will do.
-  make_model = lambda: models.make_classifier(config.model, jax.random.key(0))
-  if checkpoints.saved_config(folder) == checkpoints.config_to_dict(config):
-    model, metrics = checkpoints.load(folder, make_model)
-    logging.info('Loaded %s from %s (test accuracy %.4f).', config.name, folder,
-                 metrics['test_accuracy'])
+  def train() -> tuple[nnx.Module, dict[str, Any]]:
+    mnist = data.load_mnist(data_dir)
+    model, metrics = train_classifier(config, mnist)
+    if extra_metrics:
+      metrics.update(extra_metrics(model, mnist))
     return model, metrics
-  logging.info('No %s trained with this config in %s: training it.', config.name, folder)
-  mnist = data.load_mnist(data_dir)
-  model, metrics = train_classifier(config, mnist)
-  if extra_metrics:
-    metrics.update(extra_metrics(model, mnist))
-  checkpoints.save(folder, model, config, metrics)
-  logging.info('Saved %s to %s.', config.name, folder)
+
+  # Only shapes matter for restoring, so any key will do.
+  model, metrics = checkpoints.load_or_train(
+      io.model_dir(workdir, config.name), config,
+      lambda: models.make_classifier(config.model, jax.random.key(0)), train)
+  logging.info('%s: test accuracy %.4f.', config.name, metrics['test_accuracy'])
   return model, metrics
 
 

@@ -80,3 +80,21 @@ def test_bad_ascent_configs_are_refused(optimizer, learning_rate, steps, message
       {'optimizer': optimizer, 'learning_rate': learning_rate, 'steps': steps})
   with pytest.raises(ConfigError, match=message):
     ascent.make_optimizer(config)
+
+
+def test_latent_ascent_draws_through_the_decoder_and_raises_the_score(classifier):
+  graphdef, params = classifier
+  config = ml_collections.ConfigDict({'hidden': 32, 'latent': 4})
+  vae = models.make_vae(config, jax.random.key(0))
+  decoder, decoder_params = nnx.split(vae)
+  latents = jax.random.normal(jax.random.key(1), (3, 4))
+  pairs = jnp.array([[3, 7], [6, 9], [1, 1]])
+  keys = jax.random.split(jax.random.key(2), 3)
+  images, scores = ascent.ascend(
+      graphdef, params, latents, pairs, keys, decoder_params,
+      objective=objectives.FlipObjective(), optimizer=optax.adam(0.1), steps=20,
+      decoder=decoder, prior_weight=0.01)
+  assert images.shape == (3, 28, 28) and scores.shape == (20, 3)
+  assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0  # sigmoid output
+  assert np.all(np.asarray(scores[-1]) > np.asarray(scores[0]))
+  assert not np.allclose(images[0], vae.decode(latents[:1])[0], atol=1e-3)  # it moved

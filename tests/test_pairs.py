@@ -16,6 +16,11 @@ def test_all_pairs_is_a_major():
       assert grid[10 * a + b].tolist() == [a, b]
 
 
+def test_select_best_keeps_each_pairs_best_candidate():
+  scores = np.array([0.1, 0.9, 0.3, 0.8, 0.2, 0.4, 0.7, 0.6, 0.5])
+  np.testing.assert_array_equal(pairs.select_best(scores, 3), [1, 3, 6])
+
+
 @pytest.mark.parametrize('digits', [(3, 10), (-1,), (), (2, 2), (1.5,), (True,)])
 def test_check_digits_refuses_non_digits(digits):
   with pytest.raises(ConfigError, match='distinct digits 0–9'):
@@ -23,11 +28,13 @@ def test_check_digits_refuses_non_digits(digits):
 
 
 def test_smoke_pairs_and_dreams_write_their_outputs(tmp_path, mnist_dir):
-  result = run_cli('--experiment=blog_pairs:smoke', f'--workdir={tmp_path}',
+  # pairs:smoke: K = 2 candidates per pair, example blends, jitter, normalized steps.
+  result = run_cli('--experiment=pairs:smoke', f'--workdir={tmp_path}',
                    env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'image-steps/s' in result.stderr and 'compile' in result.stderr
-  out = tmp_path / 'blog_pairs'
+  assert 'Ascent of 8 images' in result.stderr  # 4 pairs × 2 candidates in one batch
+  out = tmp_path / 'pairs'
   with np.load(out / 'pairs.npz') as npz:
     assert set(npz.files) == {'images', 'pairs'}
     images, grid = npz['images'], npz['pairs']
