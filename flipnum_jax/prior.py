@@ -21,7 +21,6 @@ from flipnum_jax import checkpoints
 from flipnum_jax import data
 from flipnum_jax import io
 from flipnum_jax import models
-from flipnum_jax import objectives
 from flipnum_jax.errors import TrainingError
 
 
