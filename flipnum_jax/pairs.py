@@ -5,7 +5,7 @@ float32 (N, 28, 28) in [0, 1], `pairs` int (N, 2), a-major), `grid.png`,
 `grid_rotated.png` and `scores.json` (the generating classifier's view).
 """
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -146,25 +146,35 @@ def select_best(scores: np.ndarray, candidates: int) -> np.ndarray:
   return np.arange(per_pair.shape[0]) * candidates + per_pair.argmax(1)
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str,
-                   data_dir: str | None, name: str) -> None:
-  """The pairs job: K candidates per pair by ascent on the generating classifier;
-  each pair keeps the candidate the generator reads best (its min(p_a, p_b))."""
-  upright = check_digits('upright_digits', config.upright_digits)
-  rotated = check_digits('rotated_digits', config.rotated_digits)
-  optimizer = ascent.make_optimizer(config.ascent)
-  objective = flip_objective(config.objective)
-  make_start = init_function(config.init)
+class Generated(NamedTuple):
+  """The chosen image per pair, the generator's probabilities of both readings,
+  and the ascent's timing."""
+  images: np.ndarray
+  p_upright: np.ndarray
+  p_rotated: np.ndarray
+  timing: dict[str, float]
+
+
+def check_method(config: ml_collections.ConfigDict) -> None:
+  """Refuses a bad pair-method config before anything is trained or written."""
+  ascent.make_optimizer(config.ascent)
+  flip_objective(config.objective)
+  init_function(config.init)
   if config.candidates < 1:
     raise ConfigError(f'candidates must be ≥ 1, not {config.candidates}')
-  pairs = all_pairs(upright, rotated)
-  candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
 
+
+def generate(config: ml_collections.ConfigDict, pairs: np.ndarray, workdir: str,
+             data_dir: str | None) -> tuple[Generated, data.Mnist]:
+  """K candidates per pair by ascent on the generating classifier, in one compiled
+  batch; each pair keeps the candidate the generator reads best (min(p_a, p_b))."""
+  check_method(config)
+  candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
   classifier, _ = train.get_classifier(config.classifier, workdir, data_dir)
   graphdef, params = nnx.split(classifier)
   mnist = data.load_mnist(data_dir)
   init_key, ascent_key = jax.random.split(jax.random.key(config.seed))
-  start = make_start(candidate_pairs, mnist, init_key)
+  start = init_function(config.init)(candidate_pairs, mnist, init_key)
   latent = {}
   if config.prior.name:  # ascend in the VAE's latent space, from the start's encoding
     vae = prior.get_vae(config.prior, workdir, data_dir)
@@ -174,19 +184,32 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   result = ascent.timed_ascend(
       graphdef, params, start, jnp.asarray(candidate_pairs),
       jax.random.split(ascent_key, len(candidate_pairs)),
-      decoder_params if latent else None, objective=objective, optimizer=optimizer,
-      steps=config.ascent.steps, **latent)
+      decoder_params if latent else None, objective=flip_objective(config.objective),
+      optimizer=ascent.make_optimizer(config.ascent), steps=config.ascent.steps,
+      **latent)
   p_upright, p_rotated = pair_probabilities(graphdef, params, result.images,
                                             candidate_pairs)
   best = select_best(np.minimum(p_upright, p_rotated), config.candidates)
-  images = np.asarray(result.images)[best]
-  summary = scores_summary(pairs, p_upright[best], p_rotated[best])
-  summary['timing'] = {'compile_seconds': result.compile_seconds,
-                       'ascent_seconds': result.run_seconds,
-                       'image_steps_per_second':
-                           len(candidate_pairs) * config.ascent.steps / result.run_seconds}
+  timing = {'compile_seconds': result.compile_seconds,
+            'ascent_seconds': result.run_seconds,
+            'image_steps_per_second':
+                len(candidate_pairs) * config.ascent.steps / result.run_seconds}
+  return Generated(np.asarray(result.images)[best], p_upright[best], p_rotated[best],
+                   timing), mnist
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str,
+                   data_dir: str | None, name: str) -> None:
+  """The pairs job: one image per (a, b) for every upright and rotated digit."""
+  upright = check_digits('upright_digits', config.upright_digits)
+  rotated = check_digits('rotated_digits', config.rotated_digits)
+  check_method(config)
+  pairs = all_pairs(upright, rotated)
+  generated, mnist = generate(config, pairs, workdir, data_dir)
+  summary = scores_summary(pairs, generated.p_upright, generated.p_rotated)
+  summary['timing'] = generated.timing
   out_dir = io.experiment_dir(workdir, name)
-  write_outputs(out_dir, name, images, pairs, upright, rotated, summary, mnist)
+  write_outputs(out_dir, name, generated.images, pairs, upright, rotated, summary, mnist)
   logging.info('Wrote %s: mean min confidence %.3f, worst pair %s.', out_dir,
                summary['mean_min_confidence'], summary['worst_pair'])
   print(f'{name}: {len(pairs)} pairs × {config.candidates} candidates, generator mean '

@@ -118,3 +118,18 @@ def readable_heatmap(path: str | os.PathLike, pairs: np.ndarray, readable: np.nd
   fig.colorbar(image, ax=ax, label="judges' mean min(p_a, p_b)", shrink=0.8)
   fig.tight_layout()
   _save(fig, path)
+
+
+def number_figure(path: str | os.PathLike, image: np.ndarray, upright: str,
+                  rotated: str, confidences: np.ndarray) -> None:
+  """The composed number as it stands and turned 180°, labelled with both readings."""
+  fig, axes = plt.subplots(2, 1, figsize=(max(4.5, 0.5 + image.shape[1] / 20), 3.6))
+  for ax, view, label in ((axes[0], image, f'upright: reads {upright}'),
+                          (axes[1], image[::-1, ::-1], f'turned 180°: reads {rotated}')):
+    ax.imshow(1.0 - view, cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    ax.set_title(label, fontsize=11)
+    ax.set_axis_off()
+  fig.suptitle('generator min(p_upright, p_turned) per digit: '
+               + ' '.join(f'{c:.2f}' for c in confidences), fontsize=7, y=0.02)
+  fig.tight_layout()
+  _save(fig, path)

@@ -22,6 +22,7 @@ JOBS = {
     'train': 'flipnum_jax.train',
     'pairs': 'flipnum_jax.pairs',
     'dreams': 'flipnum_jax.dreams',
+    'number': 'flipnum_jax.number',
     'evaluate': 'flipnum_jax.judges.evaluate',
 }
 

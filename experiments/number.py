@@ -1,0 +1,28 @@
+"""A flip number: reads `upright` as it stands and `rotated` turned 180°.
+
+    python run.py --experiment=number --config.upright=1961 --config.rotated=1961
+
+Each digit is a flip digit made by the `pairs` method (same config: robust guidance,
+K = 8 candidates each, all cells in one compiled batch); cell i reads upright[i] and,
+turned, rotated[n-1-i]. Any two digit strings of equal length ≤ 12. The default,
+1961, reads as itself upside down. Outputs number.png, number.npz, number.gif.
+"""
+
+import ml_collections
+
+from experiments import pairs
+
+VARIANTS = pairs.VARIANTS
+
+
+def get_config(variant: str = '') -> ml_collections.ConfigDict:
+  config = pairs.get_config(variant)
+  config.job = 'number'
+  del config['upright_digits']  # a number names its cells' digits itself
+  del config['rotated_digits']
+  config.upright = '1961'
+  config.rotated = '1961'
+  if variant == 'smoke':
+    config.upright = '16'
+    config.rotated = '91'
+  return config
