@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from experiments import blog_pairs
 from flipnum_jax import pairs
 from flipnum_jax.errors import ConfigError
 from tests.test_run import assert_one_line_error, run_cli
@@ -61,17 +62,27 @@ def test_smoke_pairs_and_dreams_write_their_outputs(tmp_path, mnist_dir):
   assert (tmp_path / 'dreams/dreams.png').read_bytes().startswith(b'\x89PNG')
 
 
+@pytest.mark.parametrize('key, value, message', [  # ascent settings: test_ascent.py
+    ('ascent.steps', 0, 'steps must be positive'),
+    ('init', 'zeros', 'init must be one of'),
+    ('candidates', 0, 'candidates must be ≥ 1'),
+    ('objective.samples', 0, 'samples must be ≥ 1'),
+    ('objective.tv_weight', -1.0, 'must be ≥ 0'),
+])
+def test_bad_method_configs_are_refused(key, value, message):
+  config = blog_pairs.get_config('smoke')
+  node, leaf = config, key
+  if '.' in key:
+    section, leaf = key.split('.')
+    node = config[section]
+  node[leaf] = value
+  with pytest.raises(ConfigError, match=message):
+    pairs.check_method(config)
+
+
 @pytest.mark.parametrize('override, message', [
     ('--config.upright_digits=(3,11)', 'distinct digits 0–9'),
-    ('--config.rotated_digits=(-1,2)', 'distinct digits 0–9'),
-    ('--config.ascent.steps=0', 'steps must be positive'),
-    ('--config.ascent.steps=-5', 'steps must be positive'),
     ('--config.ascent.learning_rate=nan', 'learning_rate must be finite and positive'),
-    ('--config.ascent.learning_rate=-0.1', 'learning_rate must be finite and positive'),
-    ('--config.init=zeros', 'init must be one of'),
-    ('--config.candidates=0', 'candidates must be ≥ 1'),
-    ('--config.objective.samples=0', 'samples must be ≥ 1'),
-    ('--config.objective.tv_weight=-1', 'must be ≥ 0'),
 ])
 def test_bad_pair_configs_exit_2_and_write_nothing(override, message, tmp_path):
   result = run_cli('--experiment=blog_pairs:smoke', override, f'--workdir={tmp_path}')
