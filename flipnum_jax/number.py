@@ -79,7 +79,6 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   upright = check_number('upright', config.upright)
   rotated = check_number('rotated', config.rotated)
   pairs = cell_pairs(upright, rotated)
-  pairs_lib.check_method(config)
   generated, _ = pairs_lib.generate(config, pairs, workdir, data_dir)
   image = compose(generated.images)
   out_dir = io.experiment_dir(workdir, name)

@@ -167,7 +167,8 @@ def check_method(config: ml_collections.ConfigDict) -> None:
 def generate(config: ml_collections.ConfigDict, pairs: np.ndarray, workdir: str,
              data_dir: str | None) -> tuple[Generated, data.Mnist]:
   """K candidates per pair by ascent on the generating classifier, in one compiled
-  batch; each pair keeps the candidate the generator reads best (min(p_a, p_b))."""
+  batch; each pair keeps the candidate the generator reads best (min(p_a, p_b)).
+  A bad method config is refused before anything is trained or written."""
   check_method(config)
   candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
   classifier, _ = train.get_classifier(config.classifier, workdir, data_dir)
@@ -203,7 +204,6 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   """The pairs job: one image per (a, b) for every upright and rotated digit."""
   upright = check_digits('upright_digits', config.upright_digits)
   rotated = check_digits('rotated_digits', config.rotated_digits)
-  check_method(config)
   pairs = all_pairs(upright, rotated)
   generated, mnist = generate(config, pairs, workdir, data_dir)
   summary = scores_summary(pairs, generated.p_upright, generated.p_rotated)
