@@ -23,6 +23,7 @@ JOBS = {
     'pairs': 'flipnum_jax.pairs',
     'dreams': 'flipnum_jax.dreams',
     'number': 'flipnum_jax.number',
+    'gallery': 'flipnum_jax.gallery',
     'evaluate': 'flipnum_jax.judges.evaluate',
 }
 

@@ -1,0 +1,128 @@
+"""The gallery job: one self-contained web page of the flip digits.
+
+Writes `<workdir>/gallery/index.html` with every image embedded (no network): the
+10×10 grid of the `pairs` output with its guides, each cell turning 180° on hover or
+click; the panel's verdict and the generator's confidence per pair and the method
+table when `evaluate` has run; the flip number when `number` has run.
+"""
+
+import base64
+import html
+import io as std_io
+import json
+import pathlib
+
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from flipnum_jax import data
+from flipnum_jax import io
+from flipnum_jax import pairs as pairs_lib
+from flipnum_jax.errors import ConfigError
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table.grid { border-collapse: collapse; }
+table.grid td { text-align: center; padding: 2px; font-size: 11px; color: #555; }
+table.grid th { color: #1a4dcc; font-size: 15px; }
+.cell img, .guide img { width: 56px; height: 56px; image-rendering: pixelated; }
+.cell img { transition: transform 0.4s; cursor: pointer; }
+.cell:hover img, .cell.turned img { transform: rotate(180deg); }
+.ok { color: #1b7f2a; } .no { color: #b22; }
+table.methods td, table.methods th { border: 1px solid #ccc; padding: 3px 8px; }
+"""
+
+_SCRIPT = """
+document.querySelectorAll('.cell').forEach(function (cell) {
+  cell.addEventListener('click', function () { cell.classList.toggle('turned'); });
+});
+"""
+
+
+def png_data_uri(image: np.ndarray) -> str:
+  """An ink image in [0, 1] as an embedded PNG (dark ink on white)."""
+  buffer = std_io.BytesIO()
+  Image.fromarray(np.uint8(np.round(255 * (1 - np.clip(image, 0, 1)))), mode='L').save(
+      buffer, format='PNG')
+  return 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _read_json(path: pathlib.Path) -> dict | None:
+  return json.loads(path.read_text()) if path.is_file() else None
+
+
+def build_page(images: np.ndarray, pairs: np.ndarray, upright_guides: np.ndarray,
+               rotated_guides: np.ndarray, scores: dict | None,
+               evaluation: dict | None, number_png: bytes | None) -> str:
+  """The gallery's HTML for a pairs file (images a-major) and what else exists."""
+  upright, rotated = np.unique(pairs[:, 0]), np.unique(pairs[:, 1])
+  confidence = {(p['upright'], p['rotated']): p['min'] for p in (scores or {}).get('pairs', [])}
+  judged = (evaluation or {}).get('inputs', {}).get('pairs')
+  readable = {tuple(p) for p in judged['panel_both_ways_pairs']} if judged else None
+  index = {(int(a), int(b)): k for k, (a, b) in enumerate(pairs)}
+  rows = ['<tr><td></td>' + ''.join(
+      f'<th><div class="guide"><img alt="real {b}, turned" '
+      f'src="{png_data_uri(g[::-1, ::-1])}"></div>{b}</th>'
+      for b, g in zip(rotated, rotated_guides)) + '</tr>']
+  for a, guide in zip(upright, upright_guides):
+    cells = [f'<th><div class="guide"><img alt="real {a}" src="{png_data_uri(guide)}">'
+             f'</div>{a}</th>']
+    for b in rotated:
+      k = index[(int(a), int(b))]
+      notes = []
+      if (a, b) in confidence:
+        notes.append(f'{confidence[(a, b)]:.2f}')
+      if readable is not None:
+        ok = (int(a), int(b)) in readable
+        notes.append(f'<span class="{"ok" if ok else "no"}">{"✓" if ok else "✗"}</span>')
+      cells.append(f'<td><div class="cell" data-pair="{a},{b}" title="reads {a} upright, '
+                   f'{b} turned"><img alt="{a} / {b}" src="{png_data_uri(images[k])}">'
+                   f'</div>{" ".join(notes)}</td>')
+    rows.append('<tr>' + ''.join(cells) + '</tr>')
+  parts = ['<!DOCTYPE html><html><head><meta charset="utf-8"><title>flip digits</title>',
+           f'<style>{_STYLE}</style></head><body><h1>Flip digits</h1>',
+           '<p>Each image reads as the row digit upright and as the column digit turned '
+           '180°. Hover over or click a cell to turn it. The headers are real '
+           'MNIST digits, shown as each view should read. Under each cell: the '
+           "generator's min(p_upright, p_turned)"
+           + (', and ✓ where the judge panel reads it both ways' if judged else '')
+           + '.</p>', f'<table class="grid">{"".join(rows)}</table>']
+  if evaluation:
+    judges = sorted(next(iter(evaluation['inputs'].values()))['judges'])
+    header = ''.join(f'<th>{html.escape(j)}</th>' for j in judges)
+    lines = [f'<h2>Methods (both-ways rate)</h2><table class="methods"><tr><th>input</th>'
+             f'<th>generator</th>{header}<th>panel</th></tr>']
+    for name, result in evaluation['inputs'].items():
+      generator = result['generator']['both'] if result['generator'] else None
+      cells = ''.join(f'<td>{100 * result["judges"][j]["both"]:.0f}%</td>' for j in judges)
+      lines.append(f'<tr><td>{html.escape(name)}</td><td>'
+                   f'{"—" if generator is None else f"{100 * generator:.0f}%"}</td>{cells}'
+                   f'<td><b>{100 * result["panel"]["both"]:.0f}%</b></td></tr>')
+    parts.append(''.join(lines) + '</table>')
+  if number_png:
+    parts.append('<h2>A flip number</h2><img alt="flip number" src="data:image/png;base64,'
+                 + base64.b64encode(number_png).decode() + '">')
+  parts.append(f'<script>{_SCRIPT}</script></body></html>')
+  return '\n'.join(parts)
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str,
+                   data_dir: str | None, name: str) -> None:
+  source = io.experiment_dir(workdir, config.pairs_experiment)
+  if not (source / 'pairs.npz').is_file():
+    raise ConfigError(f'{source / "pairs.npz"} does not exist: run '
+                      f'`python run.py --experiment={config.pairs_experiment}` first')
+  with np.load(source / 'pairs.npz') as npz:
+    images, pairs = npz['images'], npz['pairs']
+  mnist = data.load_mnist(data_dir)
+  number_png = io.experiment_dir(workdir, 'number') / 'number.png'
+  page = build_page(
+      images, pairs, pairs_lib.real_examples(mnist, np.unique(pairs[:, 0])),
+      pairs_lib.real_examples(mnist, np.unique(pairs[:, 1])),
+      _read_json(source / 'scores.json'),
+      _read_json(io.experiment_dir(workdir, 'evaluate') / 'evaluation.json'),
+      number_png.read_bytes() if number_png.is_file() else None)
+  out = io.experiment_dir(workdir, name) / 'index.html'
+  io.atomic_write(out, page.encode())
+  print(f'{name}: open {out}')
