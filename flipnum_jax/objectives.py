@@ -49,6 +49,21 @@ def gaussian_blur(image: jax.Array, sigma: float) -> jax.Array:
   return jax.vmap(lambda c: jnp.convolve(c, kernel, mode='same'), 1, 1)(rows)
 
 
+def affine_warp(image: jax.Array, angle: jax.Array, scale: jax.Array,
+                shift: jax.Array) -> jax.Array:
+  """Rotates one image by `angle` (radians) about its centre, scales it by `scale`
+  and moves it by `shift` (rows, columns) pixels; bilinear, zeros outside."""
+  centre = (image.shape[0] - 1) / 2
+  rows, cols = jnp.meshgrid(jnp.arange(image.shape[0]) - centre,
+                            jnp.arange(image.shape[1]) - centre, indexing='ij')
+  # Each output pixel samples the input at the inverse-transformed position.
+  cos, sin = jnp.cos(angle) / scale, jnp.sin(angle) / scale
+  src_rows = cos * rows - sin * cols + centre + shift[0]
+  src_cols = sin * rows + cos * cols + centre + shift[1]
+  return jax.scipy.ndimage.map_coordinates(image, [src_rows, src_cols], order=1,
+                                           mode='constant', cval=0.0)
+
+
 def random_transform(key: jax.Array, image: jax.Array, jitter: float, degrees: float,
                      scale_range: float) -> jax.Array:
   """A random small rotation, scaling and sub-pixel shift of one image (bilinear)."""
@@ -56,14 +71,7 @@ def random_transform(key: jax.Array, image: jax.Array, jitter: float, degrees: f
   angle = jnp.deg2rad(jax.random.uniform(angle_key, minval=-degrees, maxval=degrees))
   scale = jax.random.uniform(scale_key, minval=1 - scale_range, maxval=1 + scale_range)
   shift = jax.random.uniform(shift_key, (2,), minval=-jitter, maxval=jitter)
-  centre = (image.shape[0] - 1) / 2
-  rows, cols = jnp.meshgrid(jnp.arange(image.shape[0]) - centre,
-                            jnp.arange(image.shape[1]) - centre, indexing='ij')
-  cos, sin = jnp.cos(angle) / scale, jnp.sin(angle) / scale
-  src_rows = cos * rows - sin * cols + centre + shift[0]
-  src_cols = sin * rows + cos * cols + centre + shift[1]
-  return jax.scipy.ndimage.map_coordinates(image, [src_rows, src_cols], order=1,
-                                           mode='constant', cval=0.0)
+  return affine_warp(image, angle, scale, shift)
 
 
 def crisp(image: jax.Array) -> jax.Array:

@@ -16,6 +16,7 @@ from flipnum_jax import checkpoints
 from flipnum_jax import data
 from flipnum_jax import io
 from flipnum_jax import models
+from flipnum_jax import objectives
 from flipnum_jax.errors import ConfigError, TrainingError
 
 # Models whose name starts with this are judges: generators may not load them.
@@ -40,19 +41,8 @@ def random_affine(key: jax.Array, images: jax.Array, degrees: float,
   angle_key, scale_key = jax.random.split(key)
   angles = jnp.deg2rad(jax.random.uniform(angle_key, (n,), minval=-degrees, maxval=degrees))
   scales = jax.random.uniform(scale_key, (n,), minval=1 - scale_range, maxval=1 + scale_range)
-  centre = (images.shape[1] - 1) / 2
-  rows, cols = jnp.meshgrid(jnp.arange(images.shape[1]) - centre,
-                            jnp.arange(images.shape[2]) - centre, indexing='ij')
-
-  def warp(image, angle, scale):
-    # Each output pixel samples the input at the inverse-transformed position.
-    cos, sin = jnp.cos(angle) / scale, jnp.sin(angle) / scale
-    src_rows = cos * rows - sin * cols + centre
-    src_cols = sin * rows + cos * cols + centre
-    return jax.scipy.ndimage.map_coordinates(image, [src_rows, src_cols], order=1,
-                                             mode='constant', cval=0.0)
-
-  return jax.vmap(warp)(images, angles, scales)
+  warp = jax.vmap(objectives.affine_warp, in_axes=(0, 0, 0, None))
+  return warp(images, angles, scales, jnp.zeros(2))
 
 
 class Augmentation(NamedTuple):
