@@ -22,6 +22,7 @@ def pairs_config(variant: str, job: str) -> ml_collections.ConfigDict:
   config.job = job
   config.seed = 0
   config.classifier = train.classifier_config(variant)
+  config.method = 'ascent'  # or 'diffusion' (see pairs_diffusion)
   config.upright_digits = tuple(range(10))
   config.rotated_digits = tuple(range(10))
   # Start: 'mean' (the MNIST mean image), 'noise' (uniform), 'class_blend' (mean of

@@ -1,8 +1,10 @@
 """Judges pairs files with a panel of models that did not make them.
 
     python run.py --experiment=evaluate [--config.inputs=runs/blog_pairs/pairs.npz,runs/pairs/pairs.npz]
+    python run.py --experiment=evaluate --config.samples=runs/diffusion/samples.npz
 
-By default it judges `<workdir>/pairs/pairs.npz`. The first run trains the judges
+By default it judges `<workdir>/pairs/pairs.npz`; `samples` names files of plain
+digits (images and labels), judged as the digit each was drawn as. The first run trains the judges
 (an MLP, a wider CNN trained with random affine changes, an FGSM-trained robust CNN;
 ≈ 10 minutes on 2 CPU cores) and caches them as `<workdir>/models/judge_*`; a
 nearest-neighbour judge reads the 60,000 training digits. Outputs go to
@@ -38,6 +40,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.job = 'evaluate'
   config.seed = 0
   config.inputs = ''  # comma-separated pairs.npz paths; '' = <workdir>/pairs/pairs.npz
+  # comma-separated samples.npz paths of plain digits (the `diffusion` experiment's),
+  # judged as the digit each was drawn as; when set, `inputs` has no default.
+  config.samples = ''
   # Seeds, architectures and augmentations all differ from the generating classifier
   # (seed 0, 4×4 kernels, features (32, 64), hidden 256, ±2-pixel shifts).
   config.judges = ml_collections.ConfigDict({

@@ -1,7 +1,6 @@
 """Batched gradient ascent on images: every image of a batch in one compiled call."""
 
 import functools
-import time
 from typing import Callable, NamedTuple
 
 import jax
@@ -12,6 +11,7 @@ import optax
 from absl import logging
 from flax import nnx
 
+from flipnum_jax import timing
 from flipnum_jax.errors import ConfigError
 
 # objective(graphdef, params, image (28, 28), target, key) -> scalar to maximize.
@@ -101,16 +101,9 @@ def timed_ascend(graphdef: nnx.GraphDef, params: nnx.State, init: jax.Array,
                  **static) -> AscentResult:
   """`ascend`, compiled ahead of time so that compile and run times are separate;
   `static` are its keyword-only arguments."""
-  start = time.perf_counter()
-  compiled = ascend.lower(graphdef, params, init, targets, keys, decoder_params,
-                          **static).compile()
-  compiled_at = time.perf_counter()
-  images, scores = jax.block_until_ready(
-      compiled(params, init, targets, keys, decoder_params))
-  done = time.perf_counter()
-  result = AscentResult(images, scores, compiled_at - start, done - compiled_at)
+  (images, scores), seconds = timing.compile_and_run(
+      ascend, graphdef, params, init, targets, keys, decoder_params, **static)
   logging.info('Ascent of %d images × %d steps: compile %.1f s, run %.1f s, '
-               '%.0f image-steps/s.', init.shape[0], static['steps'],
-               result.compile_seconds, result.run_seconds,
-               init.shape[0] * static['steps'] / result.run_seconds)
-  return result
+               '%.0f image-steps/s.', init.shape[0], static['steps'], seconds.compile,
+               seconds.run, init.shape[0] * static['steps'] / seconds.run)
+  return AscentResult(images, scores, seconds.compile, seconds.run)

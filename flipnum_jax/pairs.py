@@ -16,10 +16,12 @@ from flax import nnx
 
 from flipnum_jax import ascent
 from flipnum_jax import data
+from flipnum_jax import diffusion
 from flipnum_jax import io
 from flipnum_jax import objectives
 from flipnum_jax import plots
 from flipnum_jax import prior
+from flipnum_jax import timing
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError
 
@@ -148,32 +150,36 @@ def select_best(scores: np.ndarray, candidates: int) -> np.ndarray:
 
 class Generated(NamedTuple):
   """The chosen image per pair, the generator's probabilities of both readings,
-  and the ascent's timing."""
+  and the generation's timing."""
   images: np.ndarray
   p_upright: np.ndarray
   p_rotated: np.ndarray
   timing: dict[str, float]
 
 
+METHODS = ('ascent', 'diffusion')
+
+
 def check_method(config: ml_collections.ConfigDict) -> None:
   """Refuses a bad pair-method config before anything is trained or written."""
-  ascent.make_optimizer(config.ascent)
+  if config.method not in METHODS:
+    raise ConfigError(f'method must be one of {METHODS}, not {config.method!r}')
   flip_objective(config.objective)
-  init_function(config.init)
+  if config.method == 'ascent':
+    ascent.make_optimizer(config.ascent)
+    init_function(config.init)
+  else:
+    diffusion.check_sampler(config.sampler)
   if config.candidates < 1:
     raise ConfigError(f'candidates must be ≥ 1, not {config.candidates}')
 
 
-def generate(config: ml_collections.ConfigDict, pairs: np.ndarray, workdir: str,
-             data_dir: str | None) -> tuple[Generated, data.Mnist]:
-  """K candidates per pair by ascent on the generating classifier, in one compiled
-  batch; each pair keeps the candidate the generator reads best (min(p_a, p_b)).
-  A bad method config is refused before anything is trained or written."""
-  check_method(config)
-  candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
-  classifier, _ = train.get_classifier(config.classifier, workdir, data_dir)
-  graphdef, params = nnx.split(classifier)
-  mnist = data.load_mnist(data_dir)
+def ascend_candidates(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
+                      graphdef: nnx.GraphDef, params: nnx.State, mnist: data.Mnist,
+                      workdir: str, data_dir: str | None
+                      ) -> tuple[np.ndarray, timing.Seconds]:
+  """One image per row of `candidate_pairs` by ascent on the generating classifier
+  (in pixels, or in a VAE's latent space when config.prior.name is set)."""
   init_key, ascent_key = jax.random.split(jax.random.key(config.seed))
   start = init_function(config.init)(candidate_pairs, mnist, init_key)
   latent = {}
@@ -188,15 +194,37 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray, workdir: str,
       decoder_params if latent else None, objective=flip_objective(config.objective),
       optimizer=ascent.make_optimizer(config.ascent), steps=config.ascent.steps,
       **latent)
-  p_upright, p_rotated = pair_probabilities(graphdef, params, result.images,
+  return np.asarray(result.images), timing.Seconds(result.compile_seconds,
+                                                   result.run_seconds)
+
+
+def generate(config: ml_collections.ConfigDict, pairs: np.ndarray, workdir: str,
+             data_dir: str | None) -> tuple[Generated, data.Mnist]:
+  """K candidates per pair, all in one compiled batch, by `config.method`: ascent on
+  the generating classifier, or view-averaged diffusion sampling (optionally guided
+  by that classifier). Each pair keeps the candidate the generating classifier reads
+  best (min(p_a, p_b)). A bad method config is refused before anything is trained
+  or written."""
+  check_method(config)
+  candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
+  classifier, _ = train.get_classifier(config.classifier, workdir, data_dir)
+  graphdef, params = nnx.split(classifier)
+  mnist = data.load_mnist(data_dir)
+  if config.method == 'ascent':
+    images, seconds = ascend_candidates(config, candidate_pairs, graphdef, params, mnist,
+                                        workdir, data_dir)
+    steps = config.ascent.steps
+  else:
+    images, seconds = diffusion.draw_flips(
+        config, candidate_pairs, graphdef, params, flip_objective(config.objective),
+        workdir, data_dir)
+    steps = config.sampler.steps
+  p_upright, p_rotated = pair_probabilities(graphdef, params, jnp.asarray(images),
                                             candidate_pairs)
   best = select_best(np.minimum(p_upright, p_rotated), config.candidates)
-  timing = {'compile_seconds': result.compile_seconds,
-            'ascent_seconds': result.run_seconds,
-            'image_steps_per_second':
-                len(candidate_pairs) * config.ascent.steps / result.run_seconds}
-  return Generated(np.asarray(result.images)[best], p_upright[best], p_rotated[best],
-                   timing), mnist
+  timing_summary = {'compile_seconds': seconds.compile, 'run_seconds': seconds.run,
+                    'image_steps_per_second': len(candidate_pairs) * steps / seconds.run}
+  return Generated(images[best], p_upright[best], p_rotated[best], timing_summary), mnist
 
 
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,

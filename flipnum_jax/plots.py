@@ -133,3 +133,23 @@ def number_figure(path: str | os.PathLike, image: np.ndarray, upright: str,
                + ' '.join(f'{c:.2f}' for c in confidences), fontsize=7, y=0.02)
   fig.tight_layout()
   _save(fig, path)
+
+
+def sample_grid(path: str | os.PathLike, images: np.ndarray, per_row: int,
+                title: str) -> None:
+  """Saves plain samples, row d holding `per_row` samples of digit d (labelled)."""
+  rows = len(images) // per_row
+  canvas = np.ones((rows * _CELL, per_row * _CELL, 3))
+  for k, image in enumerate(images):
+    r, c = divmod(k, per_row)
+    canvas[r * _CELL:r * _CELL + 28, c * _CELL:c * _CELL + 28] = _ink_to_rgb(
+        image, np.zeros(3))
+  fig, ax = plt.subplots(figsize=(0.6 * per_row + 0.8, 0.6 * rows + 0.8))
+  ax.imshow(canvas, interpolation='nearest')
+  for r in range(rows):
+    ax.text(-4, r * _CELL + 14, str(r), ha='right', va='center', fontsize=11,
+            color=_GUIDE_INK)
+  ax.set_axis_off()
+  ax.set_title(title, fontsize=8)
+  fig.tight_layout()
+  _save(fig, path)

@@ -22,6 +22,7 @@ JOBS = {
     'train': 'flipnum_jax.train',
     'pairs': 'flipnum_jax.pairs',
     'dreams': 'flipnum_jax.dreams',
+    'diffusion': 'flipnum_jax.diffusion',
     'number': 'flipnum_jax.number',
     'gallery': 'flipnum_jax.gallery',
     'evaluate': 'flipnum_jax.judges.evaluate',

@@ -179,8 +179,15 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
   assert result.returncode == 0, result.stderr[-2000:]
   assert 'JUDGES_LOADED False' in result.stdout
   inputs = f'{workdir}/blog_pairs/pairs.npz'
+  # Real test digits as a file of plain samples: the panel must read them.
+  mnist = data.load_mnist(mnist_dir)
+  samples = tmp_path / 'real_digits' / 'samples.npz'
+  samples.parent.mkdir()
+  np.savez(samples, images=data.to_float(mnist.test_images[:200]),
+           labels=mnist.test_labels[:200].astype(np.int64))
   result = run_cli('--experiment=evaluate:smoke', f'--config.inputs={inputs},{inputs}',
-                   f'--workdir={workdir}', env_data_dir=mnist_dir)
+                   f'--config.samples={samples}', f'--workdir={workdir}',
+                   env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-2000:]
   out = workdir / 'evaluate'
   evaluation = json.loads((out / 'evaluation.json').read_text())
@@ -195,8 +202,14 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
   for key in ('upright', 'rotated', 'upright_floor', 'rotated_floor'):
     assert np.isfinite(entry['frechet'][key]) and entry['frechet'][key] >= 0
   assert (out / 'blog_pairs' / 'readable.png').read_bytes().startswith(b'\x89PNG')
+  real_digits = evaluation['samples']['real_digits']
+  assert real_digits['samples'] == 200 and real_digits['panel'] >= 0.75
+  assert set(real_digits['judges']) == {'judge_mlp', 'judge_cnn', 'judge_robust', 'knn'}
+  assert 0 <= real_digits['frechet']['upright'] < entry['frechet']['upright']
+  assert 'rotated' not in real_digits['frechet']
   report = (out / 'report.md').read_text()
   assert '| blog_pairs |' in report and 'blog_pairs/readable.png' in report
+  assert '## Plain samples' in report and '| real_digits |' in report
 
   missing = run_cli('--experiment=evaluate:smoke', f'--config.inputs={tmp_path}/none.npz',
                     f'--workdir={tmp_path}')
@@ -205,3 +218,6 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
   bad = run_cli('--experiment=evaluate:smoke', f'--config.inputs={tmp_path}/bad.npz',
                 f'--workdir={tmp_path}')
   assert_one_line_error(bad, 'lacks the key')
+  bad = run_cli('--experiment=evaluate:smoke', f'--config.samples={tmp_path}/bad.npz',
+                f'--workdir={tmp_path}')
+  assert_one_line_error(bad, "lacks the key(s) ['labels'] of a samples file")

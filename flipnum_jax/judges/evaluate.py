@@ -20,22 +20,28 @@ from flipnum_jax.judges import metrics
 from flipnum_jax.judges import panel as panel_lib
 
 
-def input_paths(config: ml_collections.ConfigDict, workdir: str) -> dict[str, pathlib.Path]:
-  """name → path of each pairs file; the name is the folder holding it."""
-  spec = config.inputs or str(io.experiment_dir(workdir, 'pairs') / 'pairs.npz')
-  paths = [pathlib.Path(p.strip()) for p in spec.split(',') if p.strip()]
-  if not paths:
-    raise ConfigError('inputs names no pairs.npz file')
+def named_paths(spec: str, key: str) -> dict[str, pathlib.Path]:
+  """name → path of each file in the comma-separated `spec`; the name is the
+  folder holding it. `key` is the config key that named them (for errors)."""
   named = {}
-  for path in paths:
+  for path in [pathlib.Path(p.strip()) for p in spec.split(',') if p.strip()]:
     if not path.is_file():
-      raise ConfigError(f'input {path} does not exist (run its pairs experiment first, '
-                        'or name files with --config.inputs=PATH[,PATH…])')
+      raise ConfigError(f'{key}: {path} does not exist (run its experiment first, or '
+                        f'name files with --config.{key}=PATH[,PATH…])')
     name = path.parent.name or path.stem
     while name in named:
       name += "'"
     named[name] = path
   return named
+
+
+def input_paths(config: ml_collections.ConfigDict,
+                workdir: str) -> tuple[dict[str, pathlib.Path], dict[str, pathlib.Path]]:
+  """The pairs files and the plain-samples files to judge. With neither named,
+  `<workdir>/pairs/pairs.npz`."""
+  default = '' if config.samples else str(io.experiment_dir(workdir, 'pairs') / 'pairs.npz')
+  return (named_paths(config.inputs or default, 'inputs'),
+          named_paths(config.samples, 'samples'))
 
 
 def control_inputs(mnist: data.Mnist, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -78,17 +84,51 @@ def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
       'generator': generator,
       'gap_both': (generator['both'] - panel_rates['both']) if generator else None,
       'panel_both_ways_pairs': pairs[verdict[0] & verdict[1]].tolist(),
-      'frechet': metrics.realism(panel, config.frechet_judge, images, pairs, mnist,
+      'frechet': metrics.realism(panel, config.frechet_judge,
+                                 metrics.pair_views(images, pairs), mnist,
                                  config.floor_repeats, real_distances, config.seed),
   }
   return result, verdict[0] & verdict[1], np.mean(min_probs, 0)
+
+
+def evaluate_samples(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
+                     path: pathlib.Path, mnist: data.Mnist,
+                     real_distances: np.ndarray) -> dict[str, Any]:
+  """What evaluation.json says of a file of plain digits: the share each judge and
+  the panel read as the intended digit, and the upright view's realism."""
+  images, labels = metrics.load_samples_file(path)
+  correct = {name: probabilities[0].argmax(-1) == labels
+             for name, probabilities in panel_lib.view_probabilities(panel, images).items()}
+  verdict = metrics.panel_correct(list(correct.values()))
+  return {'path': str(path), 'samples': len(labels),
+          'judges': {name: float(c.mean()) for name, c in correct.items()},
+          'panel': float(verdict.mean()),
+          'frechet': metrics.realism(panel, config.frechet_judge,
+                                     {'upright': (images, labels)}, mnist,
+                                     config.floor_repeats, real_distances, config.seed)}
 
 
 def _row(cells: list[Any]) -> str:
   return '| ' + ' | '.join(str(c) for c in cells) + ' |'
 
 
-def report(results: dict[str, dict[str, Any]], judge_metrics: dict[str, dict]) -> str:
+def samples_table(samples: dict[str, dict[str, Any]], judges: list[str]) -> list[str]:
+  """The report's lines on plain digits (none when no samples file was judged)."""
+  if not samples:
+    return []
+  lines = ['## Plain samples', '', 'The share of samples read as the digit they were '
+           'drawn as.', '', _row(['input', *judges, 'panel', 'Fréchet (floor)']),
+           _row(['---'] * (len(judges) + 3))]
+  for name, r in samples.items():
+    f = r['frechet']
+    lines.append(_row([name, *[f"{100 * r['judges'][j]:.1f}%" for j in judges],
+                       f"**{100 * r['panel']:.1f}%**",
+                       f"{f['upright']:.1f} ({f['upright_floor']:.1f})"]))
+  return lines + ['']
+
+
+def report(results: dict[str, dict[str, Any]], samples: dict[str, dict[str, Any]],
+           judge_metrics: dict[str, dict]) -> str:
   """report.md: the tables, then a heat-map per input."""
   judges = list(judge_metrics)
   pct = lambda x: '—' if x is None else f'{100 * x:.0f}%'
@@ -121,6 +161,7 @@ def report(results: dict[str, dict[str, Any]], judge_metrics: dict[str, dict]) -
             'class-matched real test digits; the floor is real vs real on equal sample '
             'sizes. "Near a real digit": the share of images whose nearest training digit '
             'is no farther than the 99th percentile of real test digits\' distances.', '',
+            *samples_table(samples, judges),
             '## Judges', '', _row(['judge', 'clean test accuracy', 'note']),
             _row(['---'] * 3)]
   for name, m in judge_metrics.items():
@@ -137,9 +178,13 @@ def report(results: dict[str, dict[str, Any]], judge_metrics: dict[str, dict]) -
 
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                    data_dir: str | None, name: str) -> None:
-  paths = input_paths(config, workdir)
+  paths, sample_paths = input_paths(config, workdir)
+  if not paths and not sample_paths:
+    raise ConfigError('inputs and samples name no file to judge')
   for path in paths.values():  # refuse bad files before any training or writing
     metrics.load_pairs_file(path)
+  for path in sample_paths.values():
+    metrics.load_samples_file(path)
   panel = panel_lib.load_panel(config, workdir, data_dir)
   mnist = data.load_mnist(data_dir)
   _, real_distances = knn.query(
@@ -160,12 +205,18 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
     r = results[input_name]
     logging.info('%s: panel both-ways %.2f, generator %s.', input_name,
                  r['panel']['both'], r['generator'] and f"{r['generator']['both']:.2f}")
+  samples = {sample_name: evaluate_samples(panel, config, path, mnist, real_distances)
+             for sample_name, path in sample_paths.items()}
   io.write_json(out_dir / 'evaluation.json', {
-      'inputs': results,
+      'inputs': results, 'samples': samples,
       'judges': {j: m for j, m in panel.metrics.items()}})
-  io.atomic_write(out_dir / 'report.md', report(results, panel.metrics).encode())
+  io.atomic_write(out_dir / 'report.md', report(results, samples, panel.metrics).encode())
   for input_name, r in results.items():
     print(f"{input_name}: panel reads {r['panel']['both']:.0%} of {r['pairs']} pairs both "
           f"ways (generator: {r['generator']['both']:.0%})" if r['generator'] else
           f"{input_name}: panel reads {r['panel']['both']:.0%} of {r['pairs']} pairs both ways")
+  for sample_name, r in samples.items():
+    print(f"{sample_name}: panel reads {r['panel']:.1%} of {r['samples']} plain samples "
+          f"as their digit; Fréchet {r['frechet']['upright']:.0f} (floor "
+          f"{r['frechet']['upright_floor']:.0f})")
   print(f'report: {out_dir / "report.md"}')

@@ -14,17 +14,29 @@ from flipnum_jax.judges import knn
 from flipnum_jax.judges import panel as panel_lib
 
 
+def read_npz(path: pathlib.Path, keys: tuple[str, ...], what: str) -> list[np.ndarray]:
+  """The arrays `keys` of the .npz file `path`, or a DataError naming it."""
+  try:
+    with np.load(path) as npz:
+      missing = set(keys) - set(npz.files)
+      if missing:
+        raise DataError(f'{path} lacks the key(s) {sorted(missing)} of {what}')
+      return [npz[key] for key in keys]
+  except (OSError, ValueError) as e:
+    raise DataError(f'{path} is not a readable .npz file ({e})') from None
+
+
 def load_pairs_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
   """Images (N, 28, 28) float32 and pairs (N, 2) from an exchange-format file."""
   path = pathlib.Path(path)
-  try:
-    with np.load(path) as npz:
-      missing = {'images', 'pairs'} - set(npz.files)
-      if missing:
-        raise DataError(f'{path} lacks the key(s) {sorted(missing)} of the pairs format')
-      images, pairs = npz['images'], npz['pairs']
-  except (OSError, ValueError) as e:
-    raise DataError(f'{path} is not a readable .npz file ({e})') from None
+  images, pairs = read_npz(path, ('images', 'pairs'), 'the pairs format')
+  check_images_and_pairs(path, images, pairs)
+  return images.astype(np.float32), pairs.astype(np.int64)
+
+
+def check_images_and_pairs(path: pathlib.Path, images: np.ndarray,
+                           pairs: np.ndarray) -> None:
+  """A DataError naming `path` unless images and pairs follow the exchange format."""
   if images.ndim != 3 or images.shape[1:] != (28, 28):
     raise DataError(f'{path}: images must have shape (N, 28, 28), not {images.shape}')
   if pairs.shape != (len(images), 2) or not np.issubdtype(pairs.dtype, np.integer):
@@ -35,7 +47,17 @@ def load_pairs_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     raise DataError(f'{path}: images must be finite floats in [0, 1] (1 = ink)')
   if pairs.min() < 0 or pairs.max() > 9:
     raise DataError(f'{path}: pairs must be digits 0–9')
-  return images.astype(np.float32), pairs.astype(np.int64)
+
+
+def load_samples_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+  """Images (N, 28, 28) float32 and labels (N,) of plain digits (`diffusion`'s
+  samples.npz), checked as a pairs file whose both readings are the label."""
+  path = pathlib.Path(path)
+  images, labels = read_npz(path, ('images', 'labels'), 'a samples file')
+  if labels.shape != images.shape[:1]:
+    raise DataError(f'{path}: labels must have shape ({len(images)},), not {labels.shape}')
+  check_images_and_pairs(path, images, np.stack([labels, labels], -1))
+  return images.astype(np.float32), labels.astype(np.int64)
 
 
 def view_correct(probabilities: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -92,19 +114,20 @@ def class_matched_sample(rng: np.random.Generator, labels: np.ndarray,
   return chosen
 
 
-def realism(panel: panel_lib.Panel, feature_judge: str, images: np.ndarray,
-            pairs: np.ndarray, mnist: data.Mnist, floor_repeats: int,
-            real_distances: np.ndarray, seed: int) -> dict[str, Any]:
-  """Fréchet distances per view against class-matched real test digits, the
-  real-vs-real floor on equal sample sizes, and distances to the nearest real digit."""
+def realism(panel: panel_lib.Panel, feature_judge: str,
+            views: dict[str, tuple[np.ndarray, np.ndarray]], mnist: data.Mnist,
+            floor_repeats: int, real_distances: np.ndarray, seed: int) -> dict[str, Any]:
+  """Per view (name → images and the digits they should read as): the Fréchet
+  distance against class-matched real test digits, the real-vs-real floor on equal
+  sample sizes, and distances to the nearest real digit."""
   rng = np.random.default_rng(seed)
   test_images = data.to_float(mnist.test_images)
   features = lambda x: panel_lib.penultimate_features(panel, feature_judge, x)
   threshold = float(np.percentile(real_distances, 99))
-  result = {'feature_judge': feature_judge, 'samples': len(images),
+  result = {'feature_judge': feature_judge,
+            'samples': len(next(iter(views.values()))[0]),
             'real_nn_distance_p99': threshold}
-  for view, view_images, labels in (('upright', images, pairs[:, 0]),
-                                    ('rotated', images[:, ::-1, ::-1], pairs[:, 1])):
+  for view, (view_images, labels) in views.items():
     real = class_matched_sample(rng, mnist.test_labels, labels)
     result[view] = frechet.frechet_distance(features(view_images), features(test_images[real]))
     floors = []
@@ -118,3 +141,9 @@ def realism(panel: panel_lib.Panel, feature_judge: str, images: np.ndarray,
     result[f'{view}_nn_distance_median'] = float(np.median(distances))
     result[f'{view}_near_real'] = float(np.mean(distances <= threshold))
   return result
+
+
+def pair_views(images: np.ndarray, pairs: np.ndarray
+               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """The two views of flip images, for `realism`: upright reads a, turned reads b."""
+  return {'upright': (images, pairs[:, 0]), 'rotated': (images[:, ::-1, ::-1], pairs[:, 1])}
