@@ -57,7 +57,16 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
                                 'kernel_size': 3},
           variant, epochs=10, max_shift=0, learning_rate=2e-3,
           adversarial={'epsilon': 0.3, 'step_ratio': 1.25, 'ramp_epochs': 3}),
+      # Open-set: an 11th class for two digits drawn over each other (one turned),
+      # so a view must read as one digit, not as a digit plus another's strokes.
+      'judge_one_digit': judge_config(
+          'judge_one_digit', 404, {'conv_features': (32, 64), 'hidden': 192,
+                                   'kernel_size': 5, 'num_classes': 11},
+          variant, epochs=6, max_shift=2, overlay_fraction=0.25),
   })
+  # A view is read when a strict majority of the other judges read it and this one
+  # does too ('' = majority only): the open-set judge can veto but not outvote.
+  config.veto_judge = 'judge_one_digit'
   config.pgd = ml_collections.ConfigDict(
       {'epsilon': 0.3, 'steps': 40, 'step_size': 0.01, 'examples': 1000, 'seed': 0})
   config.knn = ml_collections.ConfigDict({'k': 5, 'train_examples': 0})  # 0 = all
@@ -66,6 +75,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.floor_repeats = 5
   config.real_distance_examples = 1000
   if variant == 'smoke':
+    config.judges.judge_one_digit.epochs = 2  # its 11th class needs a little longer
     config.judges.judge_robust.adversarial.epsilon = 0.1
     config.judges.judge_robust.adversarial.ramp_epochs = 0
     config.pgd.examples = 100

@@ -31,6 +31,7 @@ from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import objectives
 from flipnum_jax import plots
+from flipnum_jax import sharding
 from flipnum_jax import timing
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError, TrainingError
@@ -250,9 +251,11 @@ def draw_flips(config: ml_collections.ConfigDict, pairs: np.ndarray,
   weight = config.sampler.classifier_weight
   guided = dict(classifier=classifier, objective=objective,
                 classifier_weight=weight) if weight else {}
+  noise, pairs = sharding.shard_batch(jax.random.normal(noise_key, (len(pairs), 28, 28)),
+                                      jnp.asarray(pairs))
   images, seconds = timing.compile_and_run(
-      sample, graphdef, params, jax.random.normal(noise_key, (len(pairs), 28, 28)),
-      jnp.asarray(pairs), step_key, classifier_params if weight else None,
+      sample, graphdef, params, noise, pairs, step_key,
+      classifier_params if weight else None,
       steps=config.sampler.steps, guidance=config.sampler.guidance, **guided)
   logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
                len(pairs), seconds.compile, config.sampler.steps, seconds.run)

@@ -23,7 +23,7 @@ class Classifier(nnx.Module):
   """
 
   def __init__(self, conv_features: Sequence[int], hidden: int, kernel_size: int = 4,
-               *, rngs: nnx.Rngs):
+               num_classes: int = 10, *, rngs: nnx.Rngs):
     channels = (1, *conv_features)
     self.convs = nnx.List([
         nnx.Conv(c_in, c_out, kernel_size=(kernel_size, kernel_size), strides=2,
@@ -34,7 +34,7 @@ class Classifier(nnx.Module):
     for _ in conv_features:
       side = -(-side // 2)  # 'SAME' padding: ceil(side / stride)
     self.hidden = nnx.Linear(side * side * channels[-1], hidden, rngs=rngs)
-    self.out = nnx.Linear(hidden, 10, rngs=rngs)
+    self.out = nnx.Linear(hidden, num_classes, rngs=rngs)
 
   def penultimate(self, images: jax.Array) -> jax.Array:
     """Features before the last layer, (N, hidden), for images (N, 28, 28)."""
@@ -45,7 +45,7 @@ class Classifier(nnx.Module):
     return nnx.relu(self.hidden(x))
 
   def __call__(self, images: jax.Array) -> jax.Array:
-    """Logits (N, 10) for float images (N, 28, 28) in [0, 1]."""
+    """Logits (N, num_classes) for float images (N, 28, 28) in [0, 1]."""
     return self.out(self.penultimate(images))
 
 
@@ -70,12 +70,14 @@ class MLP(nnx.Module):
 
 def make_classifier(model_config: ml_collections.ConfigDict,
                     key: jax.Array) -> Classifier | MLP:
-  """The network `model_config` describes: kind 'cnn' (default) or 'mlp'."""
+  """The network `model_config` describes: kind 'cnn' (default) or 'mlp'; a CNN
+  with num_classes 11 has the open-set judge's "not one digit" class 10."""
   rngs = nnx.Rngs(params=key)
   if model_config.get('kind', 'cnn') == 'mlp':
     return MLP(tuple(model_config.hidden), rngs=rngs)
   return Classifier(tuple(model_config.conv_features), model_config.hidden,
-                    model_config.get('kernel_size', 4), rngs=rngs)
+                    model_config.get('kernel_size', 4), model_config.get('num_classes', 10),
+                    rngs=rngs)
 
 
 def apply(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array) -> jax.Array:

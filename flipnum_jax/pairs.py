@@ -21,6 +21,7 @@ from flipnum_jax import io
 from flipnum_jax import objectives
 from flipnum_jax import plots
 from flipnum_jax import prior
+from flipnum_jax import sharding
 from flipnum_jax import timing
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError
@@ -188,10 +189,12 @@ def ascend_candidates(config: ml_collections.ConfigDict, candidate_pairs: np.nda
     start = vae.encode(start)[0]
     decoder_graphdef, decoder_params = nnx.split(vae)
     latent = dict(decoder=decoder_graphdef, prior_weight=config.prior.prior_weight)
+  start, targets, keys = sharding.shard_batch(
+      jnp.asarray(start), jnp.asarray(candidate_pairs),
+      jax.random.split(ascent_key, len(candidate_pairs)))
   result = ascent.timed_ascend(
-      graphdef, params, start, jnp.asarray(candidate_pairs),
-      jax.random.split(ascent_key, len(candidate_pairs)),
-      decoder_params if latent else None, objective=flip_objective(config.objective),
+      graphdef, params, start, targets, keys, decoder_params if latent else None,
+      objective=flip_objective(config.objective),
       optimizer=ascent.make_optimizer(config.ascent), steps=config.ascent.steps,
       **latent)
   return np.asarray(result.images), timing.Seconds(result.compile_seconds,

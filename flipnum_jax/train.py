@@ -51,11 +51,30 @@ class Augmentation(NamedTuple):
   rotation_degrees: float = 0.0  # random rotation in ±degrees
   scale_range: float = 0.0  # random scale in 1 ± scale_range
   adversarial_step_ratio: float = 0.0  # FGSM step / epsilon; 0 = no adversarial training
+  overlay_fraction: float = 0.0  # share of each batch replaced by NOT_ONE_DIGIT overlays
 
 
 def augmentation_from_config(config: ml_collections.ConfigDict) -> Augmentation:
   return Augmentation(config.max_shift, config.rotation_degrees, config.scale_range,
-                      config.adversarial.step_ratio if config.adversarial.epsilon else 0.0)
+                      config.adversarial.step_ratio if config.adversarial.epsilon else 0.0,
+                      config.get('overlay_fraction', 0.0))
+
+
+# The label of an open-set classifier's 11th class: two digits drawn over each other.
+NOT_ONE_DIGIT = 10
+
+
+def overlay_negatives(key: jax.Array, images: jax.Array, labels: jax.Array,
+                      fraction: float) -> tuple[jax.Array, jax.Array]:
+  """Replaces the first `fraction` of the batch by overlays labelled NOT_ONE_DIGIT:
+  each image with another of the batch turned 180° and moved up to ±3 pixels on top
+  (the brighter ink wins). A judge that learns this class tells a digit from a
+  superposition of two, which a flip image can otherwise pass for."""
+  count = int(round(fraction * images.shape[0]))
+  partners = random_shift(key, objectives.rot180(jnp.roll(images[:count], 1, axis=0)), 3)
+  overlays = jnp.maximum(images[:count], partners)
+  return (images.at[:count].set(overlays),
+          labels.at[:count].set(NOT_ONE_DIGIT))
 
 
 def cross_entropy(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array,
@@ -98,6 +117,10 @@ def train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation,
   affine_key, shift_key, attack_key = jax.random.split(key, 3)
   batch_images = images[batch]
   batch_labels = labels[batch]
+  if augmentation.overlay_fraction:  # (fold_in keeps the other keys as they were)
+    batch_images, batch_labels = overlay_negatives(
+        jax.random.fold_in(key, 1), batch_images, batch_labels,
+        augmentation.overlay_fraction)
   if augmentation.rotation_degrees or augmentation.scale_range:
     batch_images = random_affine(affine_key, batch_images, augmentation.rotation_degrees,
                                  augmentation.scale_range)

@@ -42,10 +42,14 @@ def test_frechet_distance_closed_forms():
   assert frechet.frechet_distance(x, y) == pytest.approx(expected, rel=1e-6)
 
 
-def test_panel_majority_needs_more_than_half():
-  votes = [np.array([[1, 1, 0, 1]], bool), np.array([[1, 0, 0, 1]], bool),
-           np.array([[1, 1, 0, 0]], bool), np.array([[0, 1, 1, 0]], bool)]
+def test_panel_majority_needs_more_than_half_and_the_veto_judge_only_vetoes():
+  votes = {'a': np.array([[1, 1, 0, 1]], bool), 'b': np.array([[1, 0, 0, 1]], bool),
+           'c': np.array([[1, 1, 0, 0]], bool), 'd': np.array([[0, 1, 1, 0]], bool)}
   np.testing.assert_array_equal(metrics.panel_correct(votes), [[True, True, False, False]])
+  # A fifth judge that reads everything would tip 2-of-4 into 3-of-5 if it voted.
+  votes['veto'] = np.array([[0, 1, 1, 1]], bool)
+  np.testing.assert_array_equal(metrics.panel_correct(votes, 'veto'),
+                                [[False, True, False, False]])
 
 
 @pytest.fixture(scope='module')
@@ -124,25 +128,26 @@ def smoke_panel(tmp_path_factory, mnist_dir):
 
 
 def _panel_both(panel, images, pairs):
-  votes = [metrics.view_correct(p, pairs)
-           for p in panel_lib.view_probabilities(panel, images).values()]
-  verdict = metrics.panel_correct(votes)
+  votes = {name: metrics.view_correct(p, pairs)
+           for name, p in panel_lib.view_probabilities(panel, images).items()}
+  verdict = metrics.panel_correct(votes, 'judge_one_digit')
   return float(np.mean(verdict[0] & verdict[1]))
 
 
 def test_panel_reads_natural_flips_but_not_noise_nor_fooling_images(
     smoke_panel, mnist, mnist_dir, tmp_path):
   workdir, config, panel = smoke_panel
-  assert set(panel.metrics) == {'judge_mlp', 'judge_cnn', 'judge_robust', 'knn'}
+  assert set(panel.metrics) == {'judge_mlp', 'judge_cnn', 'judge_robust', 'judge_one_digit',
+                                'knn'}
   assert 'pgd' in panel.metrics['judge_robust']
 
   # Real digits read upright; those that are flip digits by nature (0, 1, 8 read as
   # themselves turned, 6 as 9 and 9 as 6) mostly read both ways; noise does not.
   real = data.to_float(mnist.test_images[1000:1100])
   real_pairs = np.stack([mnist.test_labels[1000:1100]] * 2, 1)
-  votes = [metrics.view_correct(p, real_pairs)[0]
-           for p in panel_lib.view_probabilities(panel, real).values()]
-  assert metrics.panel_correct(votes).mean() >= 0.75  # smoke judges: ~1 epoch
+  votes = {name: metrics.view_correct(p, real_pairs)[0]
+           for name, p in panel_lib.view_probabilities(panel, real).items()}
+  assert metrics.panel_correct(votes, 'judge_one_digit').mean() >= 0.75  # smoke: 1 epoch
   controls = evaluate.control_inputs(mnist, seed=1)
   natural = _panel_both(panel, *controls['control: natural flips'])
   assert natural >= 0.4
@@ -194,7 +199,7 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
   assert list(evaluation['inputs']) == ['blog_pairs', "blog_pairs'", 'control: natural flips',
                                         'control: noise']
   entry = evaluation['inputs']['blog_pairs']
-  for judge in ('judge_mlp', 'judge_cnn', 'judge_robust', 'knn'):
+  for judge in ('judge_mlp', 'judge_cnn', 'judge_robust', 'judge_one_digit', 'knn'):
     assert set(entry['judges'][judge]) == {'test_accuracy', 'upright', 'rotated', 'both',
                                            'mean_min_prob'}
   assert set(entry['panel']) == {'upright', 'rotated', 'both'}
@@ -204,7 +209,8 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
   assert (out / 'blog_pairs' / 'readable.png').read_bytes().startswith(b'\x89PNG')
   real_digits = evaluation['samples']['real_digits']
   assert real_digits['samples'] == 200 and real_digits['panel'] >= 0.75
-  assert set(real_digits['judges']) == {'judge_mlp', 'judge_cnn', 'judge_robust', 'knn'}
+  assert set(real_digits['judges']) == {'judge_mlp', 'judge_cnn', 'judge_robust',
+                                        'judge_one_digit', 'knn'}
   assert 0 <= real_digits['frechet']['upright'] < entry['frechet']['upright']
   assert 'rotated' not in real_digits['frechet']
   report = (out / 'report.md').read_text()

@@ -76,3 +76,22 @@ def test_missing_and_corrupt_data_are_one_line_errors(tmp_path, mnist_dir):
                    env_data_dir=corrupt)
   assert_one_line_error(result, 'train-images-idx3-ubyte.gz')
   assert not (tmp_path / 'w/models/classifier_smoke/metrics.json').exists()
+
+
+def test_bench_smoke_times_every_part_and_writes_its_json(tmp_path):
+  result = run_cli('--experiment=bench:smoke', f'--workdir={tmp_path}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  bench = json.loads((tmp_path / 'bench/bench.json').read_text())
+  assert bench['environment']['jax'] and bench['environment']['device_count'] >= 1
+  assert bench['matmul']['flops_per_second'] > 0
+  assert bench['training']['step_flops'] > 0 and bench['training']['images_per_second'] > 0
+  ascent = bench['ascent']
+  for key in ('batched_seconds', 'per_pair_loop_seconds', 'eager_seconds_extrapolated',
+              'step_flops'):
+    assert ascent[key] > 0
+  assert ascent['batched_over_per_pair'] == pytest.approx(
+      ascent['per_pair_loop_seconds'] / ascent['batched_seconds'])
+  assert [r['candidates'] for r in bench['scaling']] == [1, 2]
+  # Twice the images need more memory (XLA's own estimate of the compiled program).
+  assert bench['scaling'][1]['peak_bytes'] > bench['scaling'][0]['peak_bytes']
+  assert 'batched / per-pair loop' in result.stdout

@@ -109,3 +109,15 @@ def test_get_classifier_reuses_a_matching_model_and_retrains_otherwise(
   train.get_classifier(config, str(tmp_path), str(mnist_dir))
   assert calls == [1]
   assert checkpoints.saved_config(folder)['seed'] == 1
+
+
+def test_overlay_negatives_relabel_a_share_of_the_batch_as_two_digits():
+  images = jnp.zeros((8, 28, 28)).at[:, 5:9, 10:12].set(1.0)  # a short bar, top half
+  labels = jnp.arange(8) % 10
+  overlaid, new_labels = jax.jit(train.overlay_negatives, static_argnums=3)(
+      jax.random.key(0), images, labels, 0.25)
+  assert new_labels.tolist() == [10, 10, 2, 3, 4, 5, 6, 7]
+  np.testing.assert_array_equal(overlaid[2:], images[2:])
+  for k in range(2):  # each overlay keeps its digit and adds a turned partner's ink
+    assert bool(jnp.all(overlaid[k] >= images[k]))
+    assert float(overlaid[k, 14:].sum()) > 0  # the turned bar lands in the bottom half

@@ -67,20 +67,21 @@ def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
                    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
   """Everything evaluation.json says of one input; also the panel's both-ways
   verdict and the judges' mean min-probability per pair."""
-  judges, correct, min_probs = {}, [], []
+  judges, correct, min_probs = {}, {}, []
   for name, probabilities in panel_lib.view_probabilities(panel, images).items():
     judge_correct = metrics.view_correct(probabilities, pairs)
     judge_min = metrics.view_target_probability(probabilities, pairs).min(0)
     judges[name] = {'test_accuracy': panel.metrics[name]['test_accuracy'],
                     **metrics.rates(judge_correct),
                     'mean_min_prob': float(judge_min.mean())}
-    correct.append(judge_correct)
+    correct[name] = judge_correct
     min_probs.append(judge_min)
-  verdict = metrics.panel_correct(correct)
+  verdict = metrics.panel_correct(correct, config.veto_judge)
   generator = metrics.generator_view(path) if path else None
   panel_rates = metrics.rates(verdict)
   result = {
-      'path': str(path) if path else None, 'pairs': len(pairs), 'judges': judges, 'panel': panel_rates,
+      'path': str(path) if path else None, 'pairs': len(pairs), 'judges': judges,
+      'panel': panel_rates, 'majority': metrics.rates(metrics.panel_correct(correct)),
       'generator': generator,
       'gap_both': (generator['both'] - panel_rates['both']) if generator else None,
       'panel_both_ways_pairs': pairs[verdict[0] & verdict[1]].tolist(),
@@ -99,10 +100,10 @@ def evaluate_samples(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
   images, labels = metrics.load_samples_file(path)
   correct = {name: probabilities[0].argmax(-1) == labels
              for name, probabilities in panel_lib.view_probabilities(panel, images).items()}
-  verdict = metrics.panel_correct(list(correct.values()))
   return {'path': str(path), 'samples': len(labels),
           'judges': {name: float(c.mean()) for name, c in correct.items()},
-          'panel': float(verdict.mean()),
+          'panel': float(metrics.panel_correct(correct, config.veto_judge).mean()),
+          'majority': float(metrics.panel_correct(correct).mean()),
           'frechet': metrics.realism(panel, config.frechet_judge,
                                      {'upright': (images, labels)}, mnist,
                                      config.floor_repeats, real_distances, config.seed)}
@@ -117,33 +118,34 @@ def samples_table(samples: dict[str, dict[str, Any]], judges: list[str]) -> list
   if not samples:
     return []
   lines = ['## Plain samples', '', 'The share of samples read as the digit they were '
-           'drawn as.', '', _row(['input', *judges, 'panel', 'Fréchet (floor)']),
-           _row(['---'] * (len(judges) + 3))]
+           'drawn as.', '', _row(['input', *judges, 'majority', 'panel', 'Fréchet (floor)']),
+           _row(['---'] * (len(judges) + 4))]
   for name, r in samples.items():
     f = r['frechet']
     lines.append(_row([name, *[f"{100 * r['judges'][j]:.1f}%" for j in judges],
-                       f"**{100 * r['panel']:.1f}%**",
+                       f"{100 * r['majority']:.1f}%", f"**{100 * r['panel']:.1f}%**",
                        f"{f['upright']:.1f} ({f['upright_floor']:.1f})"]))
   return lines + ['']
 
 
 def report(results: dict[str, dict[str, Any]], samples: dict[str, dict[str, Any]],
-           judge_metrics: dict[str, dict]) -> str:
+           judge_metrics: dict[str, dict], veto: str) -> str:
   """report.md: the tables, then a heat-map per input."""
   judges = list(judge_metrics)
   pct = lambda x: '—' if x is None else f'{100 * x:.0f}%'
   lines = ['# Evaluation', '',
            'Rates are over pairs: a pair reads *both ways* when the judge\'s top class '
-           'is a upright and b turned 180°. The panel reads a view when a strict '
-           'majority of its judges do. The generator column is the generating '
-           'classifier\'s own view (from scores.json) and proves nothing.', '',
+           'is a upright and b turned 180°. *Majority*: a strict majority of the '
+           'voting judges reads the view. *Panel* (the verdict): the majority does and '
+           f'the veto judge ({veto or "none"}) does too. The generator column is the '
+           'generating classifier\'s own view (from scores.json) and proves nothing.', '',
            '## Both ways', '',
-           _row(['input', 'generator', *judges, 'panel', 'gap']),
-           _row(['---'] * (len(judges) + 4))]
+           _row(['input', 'generator', *judges, 'majority', 'panel', 'gap']),
+           _row(['---'] * (len(judges) + 5))]
   for name, r in results.items():
     lines.append(_row([name, pct(r['generator'] and r['generator']['both']),
                        *[pct(r['judges'][j]['both']) for j in judges],
-                       f"**{pct(r['panel']['both'])}**",
+                       pct(r['majority']['both']), f"**{pct(r['panel']['both'])}**",
                        '—' if r['gap_both'] is None else f"{100 * r['gap_both']:+.0f} pts"]))
   lines += ['', '## Panel per view, and realism', '',
             _row(['input', 'upright', 'rotated', 'both', 'Fréchet upright (floor)',
@@ -178,6 +180,9 @@ def report(results: dict[str, dict[str, Any]], samples: dict[str, dict[str, Any]
 
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                    data_dir: str | None, name: str) -> None:
+  if config.veto_judge and config.veto_judge not in config.judges:
+    raise ConfigError(f'veto_judge {config.veto_judge!r} is not one of the judges '
+                      f'{sorted(config.judges)}')
   paths, sample_paths = input_paths(config, workdir)
   if not paths and not sample_paths:
     raise ConfigError('inputs and samples name no file to judge')
@@ -210,7 +215,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   io.write_json(out_dir / 'evaluation.json', {
       'inputs': results, 'samples': samples,
       'judges': {j: m for j, m in panel.metrics.items()}})
-  io.atomic_write(out_dir / 'report.md', report(results, samples, panel.metrics).encode())
+  io.atomic_write(out_dir / 'report.md',
+                  report(results, samples, panel.metrics, config.veto_judge).encode())
   for input_name, r in results.items():
     print(f"{input_name}: panel reads {r['panel']['both']:.0%} of {r['pairs']} pairs both "
           f"ways (generator: {r['generator']['both']:.0%})" if r['generator'] else

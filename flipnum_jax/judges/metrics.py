@@ -76,14 +76,18 @@ def rates(correct: np.ndarray) -> dict[str, float]:
           'both': float((correct[0] & correct[1]).mean())}
 
 
-def panel_correct(per_judge_correct: list[np.ndarray]) -> np.ndarray:
-  """(2, N): a strict majority of the judges reads the intended digit in that view.
+def panel_correct(per_judge_correct: dict[str, np.ndarray],
+                  veto_judge: str = '') -> np.ndarray:
+  """(2, N) or (N,): a strict majority of the voting judges reads the intended digit
+  in that view and, when `veto_judge` is named, that judge reads it too.
 
-  With four judges of three families, a majority needs three, so no single judge
-  or family decides.
+  With four voting judges of three families, a majority needs three, so no single
+  judge or family decides. The veto judge (the open-set `judge_one_digit`) does not
+  vote, so that adding it can only make the verdict stricter.
   """
-  votes = np.sum(per_judge_correct, axis=0)
-  return votes * 2 > len(per_judge_correct)
+  votes = [c for name, c in per_judge_correct.items() if name != veto_judge]
+  verdict = np.sum(votes, axis=0) * 2 > len(votes)
+  return verdict & per_judge_correct[veto_judge] if veto_judge else verdict
 
 
 def generator_view(pairs_path: pathlib.Path) -> dict[str, float] | None:

@@ -99,7 +99,7 @@ def view_probabilities(panel: Panel, images: np.ndarray) -> dict[str, np.ndarray
   out = {}
   for name, (graphdef, params) in panel.classifiers.items():
     out[name] = np.asarray(_view_probabilities(graphdef, params, jnp.asarray(images))
-                           ).reshape(2, len(images), 10)
+                           ).reshape(2, len(images), -1)
   upright, _ = knn.query(panel.neighbours, images, panel.k)
   turned, _ = knn.query(panel.neighbours, images[:, ::-1, ::-1], panel.k)
   out['knn'] = np.stack([upright, turned])
