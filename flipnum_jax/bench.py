@@ -24,6 +24,7 @@ from absl import logging
 from flax import nnx
 
 from flipnum_jax import ascent
+from flipnum_jax import bench_peers
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import objectives
@@ -109,6 +110,10 @@ def ascent_throughput(graphdef: nnx.GraphDef, params: nnx.State, pairs: int, ste
       lambda: [run(init[i:i + 1], targets[i:i + 1], keys[i:i + 1], steps)
                for i in range(pairs)], max(1, repeats // 2))
   with jax.disable_jit():
+    # Eager JAX compiles each primitive on first use; time that apart, then the steps.
+    start = time.perf_counter()
+    jax.block_until_ready(run(init, targets, keys, 1))
+    eager_first_call = time.perf_counter() - start
     start = time.perf_counter()
     jax.block_until_ready(run(init, targets, keys, eager_steps))
     eager = (time.perf_counter() - start) / eager_steps * steps
@@ -117,6 +122,7 @@ def ascent_throughput(graphdef: nnx.GraphDef, params: nnx.State, pairs: int, ste
       'pairs': pairs, 'steps': steps, 'compile_seconds': compile_seconds,
       'batched_seconds': batched, 'per_pair_loop_seconds': per_pair,
       'eager_seconds_extrapolated': eager, 'eager_steps_timed': eager_steps,
+      'eager_first_call_seconds': eager_first_call,
       'batched_image_steps_per_second': image_steps / batched,
       'per_pair_image_steps_per_second': image_steps / per_pair,
       'eager_image_steps_per_second': image_steps / eager,
@@ -193,13 +199,20 @@ def table(result: dict[str, Any]) -> str:
       f"{a['batched_image_steps_per_second']:.0f} image-steps/s, " + g(a['flops_per_second']),
       f"  per-pair loop {a['per_pair_image_steps_per_second']:.0f}, eager "
       f"{a['eager_image_steps_per_second']:.0f} (extrapolated from "
-      f"{a['eager_steps_timed']} steps)",
+      f"{a['eager_steps_timed']} steps, after a first eager step of "
+      f"{a['eager_first_call_seconds']:.1f} s)",
       f"  batched / per-pair loop: {a['batched_over_per_pair']:.1f}×; batched / eager: "
       f"{a['batched_over_eager']:.0f}×; compile {a['compile_seconds']:.1f} s vs run "
       f"{a['batched_seconds']:.1f} s",
       'K candidates per pair (100·K images): ' + ', '.join(
           f"K={r['candidates']} {r['seconds']:.2f} s ({r['image_steps_per_second']:.0f}"
           f" img-steps/s, {r['peak_bytes'] / 2**20:.0f} MiB)" for r in result['scaling'])]
+  for peer in result['peers']:
+    lines.append(f"peer {peer['framework']} ({peer['threads']} threads), same ascent: "
+                 f"{peer['seconds']:.2f} s; the kit is {peer['jax_speedup']:.2f}× as fast "
+                 f"(port's max logit difference {peer['max_logit_difference']:.1e})")
+  if not result['peers']:
+    lines.append('peers: none importable (pip install torch==2.13.0 to add PyTorch)')
   if 'first_grid' in result:
     f = result['first_grid']
     lines.append(f"process start → first grid ({f['command']}): compilation cache cold "
@@ -220,6 +233,13 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   logging.info('Timing ascent: batched, per pair, eager.')
   result['ascent'] = ascent_throughput(graphdef, params, config.pairs, config.steps,
                                        config.eager_steps, config.repeats)
+  logging.info('Timing the PyTorch port of the batched ascent, if PyTorch imports.')
+  init, targets, _ = ascent_inputs(config.pairs)
+  peer = bench_peers.torch_ascent(graphdef, params, np.asarray(init), np.asarray(targets),
+                                  config.steps, 0.01, config.repeats)
+  result['peers'] = [peer] if peer else []
+  if peer:
+    peer['jax_speedup'] = peer['seconds'] / result['ascent']['batched_seconds']
   logging.info('Timing K candidates per pair.')
   result['scaling'] = candidate_scaling(graphdef, params, list(config.candidates),
                                         config.scaling_steps, config.repeats)

@@ -33,3 +33,11 @@ def tiny_mnist() -> data.Mnist:
   train_images, train_labels = make(512)
   test_images, test_labels = make(200)
   return data.Mnist(train_images, train_labels, test_images, test_labels)
+
+
+def override(config, dotted_key: str, value) -> None:
+  """Sets the (possibly nested) key `a.b` of a ConfigDict, as --config.a.b would."""
+  *sections, leaf = dotted_key.split('.')
+  for section in sections:
+    config = config[section]
+  config[leaf] = value

@@ -11,6 +11,7 @@ from flipnum_jax import models
 from flipnum_jax import objectives
 from flipnum_jax import pairs
 from flipnum_jax.errors import ConfigError
+from tests.conftest import override
 from tests.test_run import run_cli
 
 
@@ -104,11 +105,7 @@ def test_classifier_guidance_raises_the_generators_score(tiny_unet):
 ])
 def test_bad_diffusion_configs_are_refused(key, value, message):
   config = pairs_diffusion.get_config('smoke')
-  node, leaf = config, key
-  if '.' in key:
-    section, leaf = key.split('.')
-    node = config[section]
-  node[leaf] = value
+  override(config, key, value)
   with pytest.raises(ConfigError, match=message):
     pairs.check_method(config)
 

@@ -6,6 +6,7 @@ import pytest
 from experiments import blog_pairs
 from flipnum_jax import pairs
 from flipnum_jax.errors import ConfigError
+from tests.conftest import override
 from tests.test_run import assert_one_line_error, run_cli
 
 
@@ -71,11 +72,7 @@ def test_smoke_pairs_and_dreams_write_their_outputs(tmp_path, mnist_dir):
 ])
 def test_bad_method_configs_are_refused(key, value, message):
   config = blog_pairs.get_config('smoke')
-  node, leaf = config, key
-  if '.' in key:
-    section, leaf = key.split('.')
-    node = config[section]
-  node[leaf] = value
+  override(config, key, value)
   with pytest.raises(ConfigError, match=message):
     pairs.check_method(config)
 
