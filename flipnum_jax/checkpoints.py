@@ -69,16 +69,23 @@ def load(folder: pathlib.Path,
   return nnx.merge(graphdef, state), metrics
 
 
+# Models committed with the kit (`pretrained/<name>/`, same layout as a workdir's),
+# used when the workdir has none trained with the same config.
+PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent.parent / 'pretrained'
+
+
 def load_or_train(folder: pathlib.Path, config: ml_collections.ConfigDict,
                   make_model: Callable[[], nnx.Module],
                   train: Callable[[], tuple[nnx.Module, dict[str, Any]]],
                   ) -> tuple[nnx.Module, dict[str, Any]]:
-  """The model in `folder` if it was trained with exactly `config`; otherwise
-  `train()`s one and saves it there. `make_model` builds the shapes to restore into."""
-  if saved_config(folder) == config_to_dict(config):
-    model, metrics = load(folder, make_model)
-    logging.info('Loaded %s from %s.', config.name, folder)
-    return model, metrics
+  """The model in `folder` if it was trained with exactly `config`, else the one in
+  `PRETRAINED_DIR` if that was; otherwise `train()`s one and saves it in `folder`.
+  `make_model` builds the shapes to restore into."""
+  for source in (folder, PRETRAINED_DIR / config.name):
+    if saved_config(source) == config_to_dict(config):
+      model, metrics = load(source, make_model)
+      logging.info('Loaded %s from %s.', config.name, source)
+      return model, metrics
   logging.info('No %s trained with this config in %s: training it.', config.name, folder)
   model, metrics = train()
   save(folder, model, config, metrics)

@@ -218,13 +218,16 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray, workdir: str,
                                         workdir, data_dir)
     steps = config.ascent.steps
   else:
-    images, seconds = diffusion.draw_flips(
+    images, errors, seconds = diffusion.draw_flips(
         config, candidate_pairs, graphdef, params, flip_objective(config.objective),
         workdir, data_dir)
     steps = config.sampler.steps
   p_upright, p_rotated = pair_probabilities(graphdef, params, jnp.asarray(images),
                                             candidate_pairs)
-  best = select_best(np.minimum(p_upright, p_rotated), config.candidates)
+  scores = np.minimum(p_upright, p_rotated)
+  if config.method == 'diffusion':
+    scores = diffusion.candidate_scores(scores, errors, config.sampler.select)
+  best = select_best(scores, config.candidates)
   timing_summary = {'compile_seconds': seconds.compile, 'run_seconds': seconds.run,
                     'image_steps_per_second': len(candidate_pairs) * steps / seconds.run}
   return Generated(images[best], p_upright[best], p_rotated[best], timing_summary), mnist

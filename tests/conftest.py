@@ -41,3 +41,11 @@ def override(config, dotted_key: str, value) -> None:
   for section in sections:
     config = config[section]
   config[leaf] = value
+
+
+@pytest.fixture(scope='session')
+def smoke_workdir(tmp_path_factory) -> pathlib.Path:
+  """One workdir for the command-line smoke runs of the generating jobs, so the smoke
+  models (classifier, diffusion) train once and compiled programs are cached once
+  (`<workdir>/cache/jax`); each experiment writes its own folder in it."""
+  return tmp_path_factory.mktemp('smoke_workdir')

@@ -41,11 +41,11 @@ def test_bad_number_on_the_command_line_exits_2_and_writes_nothing(tmp_path):
   assert not any(tmp_path.iterdir())
 
 
-def test_number_smoke_writes_picture_arrays_and_animation(tmp_path, mnist_dir):
+def test_number_smoke_writes_picture_arrays_and_animation(smoke_workdir, mnist_dir):
   result = run_cli('--experiment=number:smoke', '--config.upright=307',
-                   '--config.rotated=281', f'--workdir={tmp_path}', env_data_dir=mnist_dir)
+                   '--config.rotated=281', f'--workdir={smoke_workdir}', env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
-  out = tmp_path / 'number'
+  out = smoke_workdir / 'number'
   with np.load(out / 'number.npz') as npz:
     assert npz['pairs'].tolist() == [[3, 1], [0, 8], [7, 2]]
     assert npz['images'].shape == (3, 28, 28) and npz['images'].dtype == np.float32

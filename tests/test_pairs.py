@@ -29,14 +29,14 @@ def test_check_digits_refuses_non_digits(digits):
     pairs.check_digits('upright_digits', digits)
 
 
-def test_smoke_pairs_and_dreams_write_their_outputs(tmp_path, mnist_dir):
-  # pairs:smoke: K = 2 candidates per pair, example blends, jitter, normalized steps.
-  result = run_cli('--experiment=pairs:smoke', f'--workdir={tmp_path}',
+def test_smoke_pairs_and_dreams_write_their_outputs(smoke_workdir, mnist_dir):
+  # pairs_ascent:smoke: K = 2 candidates per pair, example blends, jitter, normalized steps.
+  result = run_cli('--experiment=pairs_ascent:smoke', f'--workdir={smoke_workdir}',
                    env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'image-steps/s' in result.stderr and 'compile' in result.stderr
   assert 'Ascent of 8 images' in result.stderr  # 4 pairs × 2 candidates in one batch
-  out = tmp_path / 'pairs'
+  out = smoke_workdir / 'pairs_ascent'
   with np.load(out / 'pairs.npz') as npz:
     assert set(npz.files) == {'images', 'pairs'}
     images, grid = npz['images'], npz['pairs']
@@ -53,14 +53,14 @@ def test_smoke_pairs_and_dreams_write_their_outputs(tmp_path, mnist_dir):
   for picture in ('grid.png', 'grid_rotated.png'):
     assert (out / picture).read_bytes().startswith(b'\x89PNG')
 
-  result = run_cli('--experiment=dreams:smoke', f'--workdir={tmp_path}',
+  result = run_cli('--experiment=dreams:smoke', f'--workdir={smoke_workdir}',
                    env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
-  with np.load(tmp_path / 'dreams/dreams.npz') as npz:
+  with np.load(smoke_workdir / 'dreams/dreams.npz') as npz:
     for key in ('class_means', 'from_noise', 'from_mean'):
       assert npz[key].shape == (10, 28, 28)
       assert npz[key].min() >= 0.0 and npz[key].max() <= 1.0
-  assert (tmp_path / 'dreams/dreams.png').read_bytes().startswith(b'\x89PNG')
+  assert (smoke_workdir / 'dreams/dreams.png').read_bytes().startswith(b'\x89PNG')
 
 
 @pytest.mark.parametrize('key, value, message', [  # ascent settings: test_ascent.py
