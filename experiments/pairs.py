@@ -10,7 +10,7 @@ and small rotations) at the model's clean-image estimate; K = 6 candidates per p
 in one compiled 20-step scan, each pair keeping, among the candidates the generator
 reads both ways, the one whose worse view the diffusion model finds most typical.
 Expected (evaluate): panel ≈ 61% both ways with the open-set veto (≈ 88% by the
-judges' majority), Fréchet ≈ 160/180 against a floor of ≈ 92; ≈ 5 minutes cold
+judges' majority), Fréchet ≈ 160/180 against a floor of ≈ 92; ≈ 6 minutes cold
 (training the robust classifier) and ≈ 2 minutes warm on 2 CPU cores.
 """
 
