@@ -182,16 +182,21 @@ def candidate_scaling(graphdef: nnx.GraphDef, params: nnx.State, candidates: lis
 
 def first_grid_seconds(workdir: str, data_dir: str | None, command: list[str]) -> dict:
   """Process start to the first written grid, with the persistent compilation cache
-  cold (emptied) and then warm: `command` run twice in fresh processes."""
+  cold (emptied) and then warm: `command` run twice in fresh processes, in
+  `workdir` (after an untimed run that trains what the command needs)."""
+  workdir = os.path.abspath(workdir)  # the subprocesses run in the repository root
   cache = runner.compilation_cache_dir(workdir)
   env = dict(os.environ, **({'FLIPNUM_DATA_DIR': data_dir} if data_dir else {}))
-  run_once = lambda: subprocess.run([sys.executable, 'run.py', *command,
-                                     f'--workdir={workdir}'], cwd=runner.EXPERIMENTS_DIR.parent, env=env,
-                                    capture_output=True, text=True, check=False)
-  result = run_once()  # trains and caches the model it needs, so neither timing does
-  if result.returncode:
-    last_line = (result.stderr.strip().splitlines() or ['no output'])[-1]
-    raise FlipnumError(f'bench: {" ".join(command)} failed: {last_line}')
+
+  def run_once() -> None:
+    result = subprocess.run([sys.executable, 'run.py', *command, f'--workdir={workdir}'],
+                            cwd=runner.EXPERIMENTS_DIR.parent, env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode:
+      last_line = (result.stderr.strip().splitlines() or ['no output'])[-1]
+      raise FlipnumError(f'bench: {" ".join(command)} failed: {last_line}')
+
+  run_once()  # trains and caches the model it needs, so neither timing does
   timings = {}
   for state in ('cold', 'warm'):
     if state == 'cold':
@@ -272,8 +277,11 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                                         config.scaling_steps, config.repeats)
   if config.first_grid:
     logging.info('Timing process start to first grid, compilation cache cold and warm.')
-    result['first_grid'] = first_grid_seconds(workdir, data_dir,
-                                              config.first_grid.split())
+    # A workdir of its own, so the timed runs neither overwrite the user's outputs
+    # nor find the user's compilation cache.
+    result['first_grid'] = first_grid_seconds(
+        str(io.experiment_dir(workdir, name) / 'first_grid'), data_dir,
+        config.first_grid.split())
   out_dir = io.experiment_dir(workdir, name)
   io.write_json(out_dir / 'bench.json', result)
   print(table(result))

@@ -78,10 +78,17 @@ def test_missing_and_corrupt_data_are_one_line_errors(tmp_path, mnist_dir):
   assert not (tmp_path / 'w/models/classifier_smoke/metrics.json').exists()
 
 
-def test_bench_smoke_times_every_part_and_writes_its_json(tmp_path):
-  result = run_cli('--experiment=bench:smoke', f'--workdir={tmp_path}')
+def test_bench_smoke_times_every_part_and_writes_its_json(tmp_path, mnist_dir):
+  result = run_cli('--experiment=bench:smoke', f'--workdir={tmp_path}',
+                   '--config.first_grid=--experiment=blog_pairs:smoke',
+                   env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
   bench = json.loads((tmp_path / 'bench/bench.json').read_text())
+  # The timed first-grid runs use a workdir of their own: the user's outputs stay.
+  assert not (tmp_path / 'blog_pairs').exists()
+  assert (tmp_path / 'bench/first_grid/blog_pairs/pairs.npz').is_file()
+  assert min(bench['first_grid']['cold_cache_seconds'],
+             bench['first_grid']['warm_cache_seconds']) > 0
   assert bench['environment']['jax'] and bench['environment']['device_count'] >= 1
   assert bench['matmul']['flops_per_second'] > 0
   assert bench['training']['step_flops'] > 0 and bench['training']['images_per_second'] > 0
