@@ -92,8 +92,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 class AscentResult(NamedTuple):
   images: jax.Array
   scores: jax.Array
-  compile_seconds: float
-  run_seconds: float
+  seconds: timing.Seconds
 
 
 def timed_ascend(graphdef: nnx.GraphDef, params: nnx.State, init: jax.Array,
@@ -106,4 +105,4 @@ def timed_ascend(graphdef: nnx.GraphDef, params: nnx.State, init: jax.Array,
   logging.info('Ascent of %d images × %d steps: compile %.1f s, run %.1f s, '
                '%.0f image-steps/s.', init.shape[0], static['steps'], seconds.compile,
                seconds.run, init.shape[0] * static['steps'] / seconds.run)
-  return AscentResult(images, scores, seconds.compile, seconds.run)
+  return AscentResult(images, scores, seconds)

@@ -29,6 +29,7 @@ from flipnum_jax import bench_peers
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import objectives
+from flipnum_jax import pairs as pairs_lib
 from flipnum_jax import runner
 from flipnum_jax import train
 from flipnum_jax.errors import FlipnumError
@@ -85,9 +86,8 @@ def training_throughput(model_config: ml_collections.ConfigDict, batch_size: int
 def ascent_inputs(count: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Starting images, (a, b) targets (the 100 pairs, repeated) and keys for `count`
   candidates."""
-  pairs = jnp.stack(jnp.meshgrid(jnp.arange(10), jnp.arange(10), indexing='ij'),
-                    -1).reshape(-1, 2)
-  targets = jnp.tile(pairs, (-(-count // 100), 1))[:count]
+  grid = jnp.asarray(pairs_lib.all_pairs(np.arange(10), np.arange(10)))
+  targets = jnp.tile(grid, (-(-count // 100), 1))[:count]
   init = jax.random.uniform(jax.random.key(3), (count, 28, 28))
   return init, targets, jax.random.split(jax.random.key(4), count)
 

@@ -107,12 +107,9 @@ def train_diffusion(config: ml_collections.ConfigDict,
                config.batch_size)
   start = time.perf_counter()
   for epoch, epoch_key in enumerate(jax.random.split(data_key, config.epochs), 1):
-    order_key, step_root = jax.random.split(epoch_key)
-    batches = jax.random.permutation(order_key, count)[
-        :steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)
     losses = []
     for step, (batch, step_key) in enumerate(
-        zip(batches, jax.random.split(step_root, steps_per_epoch)), 1):
+        zip(*train.epoch_batches(epoch_key, count, config.batch_size)), 1):
       params, ema_params, opt_state, loss = diffusion_step(
           graphdef, optimizer, params, ema_params, opt_state, images, labels, batch,
           step_key, label_dropout=config.label_dropout, ema_decay=config.ema_decay)
@@ -257,20 +254,36 @@ def check_sampler(config: ml_collections.ConfigDict) -> None:
                       f'{config.classifier_weight}')
 
 
+def sampling_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+  """The keys of the starting noise and of the sampler's steps."""
+  noise_key, step_key = jax.random.split(jax.random.key(seed))
+  return noise_key, step_key
+
+
+def draw(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, params: nnx.State,
+         targets: np.ndarray, what: str, classifier_params: nnx.State | None = None,
+         **guided) -> tuple[jax.Array, timing.Seconds]:
+  """`sample` for every row of `targets` (labels, or pairs), from noise seeded by
+  config.seed, the batch split over all devices, compiled ahead of time and timed;
+  `guided` are `sample`'s classifier-guidance arguments."""
+  noise_key, step_key = sampling_keys(config.seed)
+  noise, targets = sharding.shard_batch(
+      jax.random.normal(noise_key, (len(targets), 28, 28)), jnp.asarray(targets))
+  images, seconds = timing.compile_and_run(
+      sample, graphdef, params, noise, targets, step_key, classifier_params,
+      steps=config.sampler.steps, guidance=config.sampler.guidance, **guided)
+  logging.info('Drew %d %s: compile %.1f s, %d steps in %.1f s.', len(targets), what,
+               seconds.compile, config.sampler.steps, seconds.run)
+  return images, seconds
+
+
 def draw_digits(config: ml_collections.ConfigDict, workdir: str,
                 data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
   """`samples_per_digit` plain samples of each digit: images and labels."""
   check_sampler(config.sampler)
-  model, _ = get_diffusion(config.diffusion, workdir, data_dir)
-  graphdef, params = nnx.split(model)
+  graphdef, params = nnx.split(get_diffusion(config.diffusion, workdir, data_dir)[0])
   labels = np.repeat(np.arange(10, dtype=np.int32), config.samples_per_digit)
-  noise_key, step_key = jax.random.split(jax.random.key(config.seed))
-  images, seconds = timing.compile_and_run(
-      sample, graphdef, params, jax.random.normal(noise_key, (len(labels), 28, 28)),
-      jnp.asarray(labels), step_key, steps=config.sampler.steps,
-      guidance=config.sampler.guidance)
-  logging.info('Drew %d digits: compile %.1f s, %d steps in %.1f s.', len(labels),
-               seconds.compile, config.sampler.steps, seconds.run)
+  images, _ = draw(config, graphdef, params, labels, 'digits')
   return np.asarray(images), labels
 
 
@@ -281,22 +294,14 @@ def draw_flips(config: ml_collections.ConfigDict, pairs: np.ndarray,
   """One view-averaged sample per row of `pairs` (N, 2), all in one compiled scan;
   classifier guidance by (classifier, objective) when sampler.classifier_weight > 0.
   Returns the images, their `flip_denoising_error` (N, 2) and the timing."""
-  model, _ = get_diffusion(config.diffusion, workdir, data_dir)
-  graphdef, params = nnx.split(model)
-  noise_key, step_key = jax.random.split(jax.random.key(config.seed))
+  graphdef, params = nnx.split(get_diffusion(config.diffusion, workdir, data_dir)[0])
   weight = config.sampler.classifier_weight
   guided = dict(classifier=classifier, objective=objective,
                 classifier_weight=weight) if weight else {}
-  noise, pairs = sharding.shard_batch(jax.random.normal(noise_key, (len(pairs), 28, 28)),
-                                      jnp.asarray(pairs))
-  images, seconds = timing.compile_and_run(
-      sample, graphdef, params, noise, pairs, step_key,
-      classifier_params if weight else None,
-      steps=config.sampler.steps, guidance=config.sampler.guidance, **guided)
-  logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
-               len(pairs), seconds.compile, config.sampler.steps, seconds.run)
-  errors = flip_denoising_error(graphdef, params, images, pairs,
-                                jax.random.fold_in(step_key, 1))
+  images, seconds = draw(config, graphdef, params, pairs, 'flip candidates',
+                         classifier_params if weight else None, **guided)
+  errors = flip_denoising_error(graphdef, params, images, jnp.asarray(pairs),
+                                jax.random.fold_in(sampling_keys(config.seed)[1], 1))
   return np.asarray(images), np.asarray(errors), seconds
 
 

@@ -197,8 +197,7 @@ def ascend_candidates(config: ml_collections.ConfigDict, candidate_pairs: np.nda
       objective=flip_objective(config.objective),
       optimizer=ascent.make_optimizer(config.ascent), steps=config.ascent.steps,
       **latent)
-  return np.asarray(result.images), timing.Seconds(result.compile_seconds,
-                                                   result.run_seconds)
+  return np.asarray(result.images), result.seconds
 
 
 def generate(config: ml_collections.ConfigDict, pairs: np.ndarray, workdir: str,

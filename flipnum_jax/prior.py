@@ -21,6 +21,7 @@ from flipnum_jax import checkpoints
 from flipnum_jax import data
 from flipnum_jax import io
 from flipnum_jax import models
+from flipnum_jax import train
 from flipnum_jax.errors import TrainingError
 
 
@@ -54,16 +55,13 @@ def train_vae(config: ml_collections.ConfigDict,
   graphdef, params = nnx.split(models.make_vae(config.model, init_key))
   upright = data.to_float(mnist.train_images)
   images = jnp.asarray(np.concatenate([upright, upright[:, ::-1, ::-1]]))
-  steps_per_epoch = images.shape[0] // config.batch_size
   optimizer = optax.adam(config.learning_rate)
   opt_state = optimizer.init(params)
   start = time.perf_counter()
   for epoch, epoch_key in enumerate(jax.random.split(data_key, config.epochs), 1):
-    order_key, step_root = jax.random.split(epoch_key)
-    batches = jax.random.permutation(order_key, images.shape[0])[
-        :steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)
     losses = []
-    for batch, step_key in zip(batches, jax.random.split(step_root, steps_per_epoch)):
+    for batch, step_key in zip(*train.epoch_batches(epoch_key, images.shape[0],
+                                                    config.batch_size)):
       params, opt_state, loss = vae_step(graphdef, optimizer, params, opt_state, images,
                                          batch, step_key)
       losses.append(loss)

@@ -148,6 +148,17 @@ def predict(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array, *,
   return logits.reshape(-1, logits.shape[-1])[:n]
 
 
+def epoch_batches(epoch_key: jax.Array, count: int,
+                  batch_size: int) -> tuple[jax.Array, jax.Array]:
+  """One epoch's shuffled batches of indices into `count` examples (steps,
+  batch_size), the remainder dropped, and a key per step (steps,)."""
+  order_key, step_keys_root = jax.random.split(epoch_key)
+  steps = count // batch_size
+  order = jax.random.permutation(order_key, count)
+  return (order[:steps * batch_size].reshape(steps, -1),
+          jax.random.split(step_keys_root, steps))
+
+
 def accuracy(graphdef: nnx.GraphDef, params: nnx.State, images: np.ndarray,
              labels: np.ndarray) -> float:
   logits = predict(graphdef, params, jnp.asarray(data.to_float(images)))
@@ -202,12 +213,9 @@ def train_classifier(config: ml_collections.ConfigDict,
   test_accuracy = float('nan')
   for epoch, epoch_key in enumerate(jax.random.split(data_key, config.epochs), 1):
     epoch_start = time.perf_counter()
-    order_key, step_keys_root = jax.random.split(epoch_key)
-    order = jax.random.permutation(order_key, images.shape[0])
-    batches = order[:steps_per_epoch * config.batch_size].reshape(steps_per_epoch, -1)
     step_metrics = []
     for step, (batch, step_key) in enumerate(
-        zip(batches, jax.random.split(step_keys_root, steps_per_epoch))):
+        zip(*epoch_batches(epoch_key, images.shape[0], config.batch_size))):
       params, opt_state, loss, batch_accuracy = train_step(
           graphdef, optimizer, params, opt_state, images, labels, batch, step_key,
           adversarial_epsilon(config, (epoch - 1) * steps_per_epoch + step,

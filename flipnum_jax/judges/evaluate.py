@@ -13,6 +13,7 @@ from absl import logging
 
 from flipnum_jax import data
 from flipnum_jax import io
+from flipnum_jax import pairs as pairs_lib
 from flipnum_jax import plots
 from flipnum_jax.errors import ConfigError
 from flipnum_jax.judges import knn
@@ -56,9 +57,8 @@ def control_inputs(mnist: data.Mnist, seed: int) -> dict[str, tuple[np.ndarray, 
   index = np.concatenate([np.flatnonzero(mnist.test_labels == d)[:20] for d in flips])
   natural_pairs = np.array([[d, flips[d]] for d in mnist.test_labels[index]])
   noise = np.random.default_rng(seed).random((100, 28, 28)).astype(np.float32)
-  all_pairs = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing='ij'), -1)
   return {'control: natural flips': (data.to_float(mnist.test_images[index]), natural_pairs),
-          'control: noise': (noise, all_pairs.reshape(-1, 2))}
+          'control: noise': (noise, pairs_lib.all_pairs(np.arange(10), np.arange(10)))}
 
 
 def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
@@ -98,8 +98,8 @@ def evaluate_samples(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
   """What evaluation.json says of a file of plain digits: the share each judge and
   the panel read as the intended digit, and the upright view's realism."""
   images, labels = metrics.load_samples_file(path)
-  correct = {name: probabilities[0].argmax(-1) == labels
-             for name, probabilities in panel_lib.view_probabilities(panel, images).items()}
+  correct = {name: probabilities.argmax(-1) == labels
+             for name, probabilities in panel_lib.probabilities(panel, images).items()}
   return {'path': str(path), 'samples': len(labels),
           'judges': {name: float(c.mean()) for name, c in correct.items()},
           'panel': float(metrics.panel_correct(correct, config.veto_judge).mean()),

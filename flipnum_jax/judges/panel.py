@@ -18,7 +18,6 @@ from flax import nnx
 
 from flipnum_jax import data
 from flipnum_jax import models
-from flipnum_jax import objectives
 from flipnum_jax import train
 from flipnum_jax.judges import knn
 
@@ -88,22 +87,24 @@ def knn_accuracy(neighbours: knn.NearestNeighbours, mnist: data.Mnist, k: int,
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef',))
-def _view_probabilities(graphdef: nnx.GraphDef, params: nnx.State,
-                        images: jax.Array) -> jax.Array:
-  both = jnp.concatenate([images, objectives.rot180(images)])
-  return jax.nn.softmax(train.predict(graphdef, params, both, batch_size=both.shape[0]))
+def _probabilities(graphdef: nnx.GraphDef, params: nnx.State,
+                   images: jax.Array) -> jax.Array:
+  return jax.nn.softmax(train.predict(graphdef, params, images, batch_size=images.shape[0]))
+
+
+def probabilities(panel: Panel, images: np.ndarray) -> dict[str, np.ndarray]:
+  """Per judge, class probabilities (N, classes) of images (N, 28, 28) as they are."""
+  out = {name: np.asarray(_probabilities(graphdef, params, jnp.asarray(images)))
+         for name, (graphdef, params) in panel.classifiers.items()}
+  out['knn'] = knn.query(panel.neighbours, images, panel.k)[0]
+  return out
 
 
 def view_probabilities(panel: Panel, images: np.ndarray) -> dict[str, np.ndarray]:
-  """Per judge, class probabilities (2, N, 10): upright view, then turned view."""
-  out = {}
-  for name, (graphdef, params) in panel.classifiers.items():
-    out[name] = np.asarray(_view_probabilities(graphdef, params, jnp.asarray(images))
-                           ).reshape(2, len(images), -1)
-  upright, _ = knn.query(panel.neighbours, images, panel.k)
-  turned, _ = knn.query(panel.neighbours, images[:, ::-1, ::-1], panel.k)
-  out['knn'] = np.stack([upright, turned])
-  return out
+  """Per judge, class probabilities (2, N, classes): upright view, then turned view."""
+  upright = probabilities(panel, images)
+  turned = probabilities(panel, images[:, ::-1, ::-1])
+  return {name: np.stack([upright[name], turned[name]]) for name in upright}
 
 
 def penultimate_features(panel: Panel, judge: str, images: np.ndarray) -> np.ndarray:
