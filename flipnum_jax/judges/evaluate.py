@@ -93,11 +93,11 @@ def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
 
 
 def evaluate_samples(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
-                     path: pathlib.Path, mnist: data.Mnist,
-                     real_distances: np.ndarray) -> dict[str, Any]:
-  """What evaluation.json says of a file of plain digits: the share each judge and
-  the panel read as the intended digit, and the upright view's realism."""
-  images, labels = metrics.load_samples_file(path)
+                     images: np.ndarray, labels: np.ndarray, path: pathlib.Path,
+                     mnist: data.Mnist, real_distances: np.ndarray) -> dict[str, Any]:
+  """What evaluation.json says of a file of plain digits (images and the labels they
+  were drawn as): the share each judge and the panel read as the intended digit,
+  and the upright view's realism."""
   correct = {name: probabilities.argmax(-1) == labels
              for name, probabilities in panel_lib.probabilities(panel, images).items()}
   return {'path': str(path), 'samples': len(labels),
@@ -186,17 +186,16 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   paths, sample_paths = input_paths(config, workdir)
   if not paths and not sample_paths:
     raise ConfigError('inputs and samples name no file to judge')
-  for path in paths.values():  # refuse bad files before any training or writing
-    metrics.load_pairs_file(path)
-  for path in sample_paths.values():
-    metrics.load_samples_file(path)
+  # Read (and so refuse bad files) before any training or writing.
+  inputs = {input_name: (*metrics.load_pairs_file(path), path)
+            for input_name, path in paths.items()}
+  sample_inputs = {sample_name: (*metrics.load_samples_file(path), path)
+                   for sample_name, path in sample_paths.items()}
   panel = panel_lib.load_panel(config, workdir, data_dir)
   mnist = data.load_mnist(data_dir)
   _, real_distances = knn.query(
       panel.neighbours, data.to_float(mnist.test_images[:config.real_distance_examples]), 1)
   out_dir = io.experiment_dir(workdir, name)
-  inputs = {input_name: (*metrics.load_pairs_file(path), path)
-            for input_name, path in paths.items()}
   if config.controls:
     inputs.update({control: (*arrays, None)
                    for control, arrays in control_inputs(mnist, config.seed).items()})
@@ -210,8 +209,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
     r = results[input_name]
     logging.info('%s: panel both-ways %.2f, generator %s.', input_name,
                  r['panel']['both'], r['generator'] and f"{r['generator']['both']:.2f}")
-  samples = {sample_name: evaluate_samples(panel, config, path, mnist, real_distances)
-             for sample_name, path in sample_paths.items()}
+  samples = {sample_name: evaluate_samples(panel, config, images, labels, path, mnist,
+                                           real_distances)
+             for sample_name, (images, labels, path) in sample_inputs.items()}
   io.write_json(out_dir / 'evaluation.json', {
       'inputs': results, 'samples': samples,
       'judges': {j: m for j, m in panel.metrics.items()}})
