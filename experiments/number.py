@@ -3,8 +3,9 @@
     python run.py --experiment=number --config.upright=1961 --config.rotated=1961
 
 Each digit is a flip digit made by the `pairs` method (same config: view-averaged
-diffusion with robust-classifier guidance, K = 6 candidates each, all cells in one
-compiled batch); cell i reads upright[i] and, turned, rotated[n-1-i]. Any two digit strings of equal length ≤ 12. The default,
+diffusion guided by the open-set robust classifier, the same K candidates each, all
+cells in one compiled batch); cell i reads upright[i] and, turned, rotated[n-1-i].
+Any two digit strings of equal length ≤ 12. The default,
 1961, reads as itself upside down. Outputs number.png, number.npz, number.gif.
 """
 

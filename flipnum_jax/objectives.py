@@ -21,7 +21,7 @@ def rot180(images: jax.Array) -> jax.Array:
 
 def view_log_probs(graphdef: nnx.GraphDef, params: nnx.State,
                    image: jax.Array) -> jax.Array:
-  """Log-probabilities (2, 10) of `image` upright (row 0) and turned (row 1)."""
+  """Log-probabilities (2, classes) of `image` upright (row 0) and turned (row 1)."""
   views = jnp.stack([image, rot180(image)])  # one forward pass for both views
   return jax.nn.log_softmax(models.apply(graphdef, params, views))
 
@@ -111,7 +111,8 @@ class FlipObjective(NamedTuple):
       views = jax.vmap(random_transform, in_axes=(0, 0, None, None, None))(
           keys, views, self.jitter, self.rotation_degrees, self.scale_range)
     log_probs = jax.nn.log_softmax(models.apply(graphdef, params, views))
-    log_probs = log_probs.reshape(2, -1, 10).mean(1)
+    # (2·samples, classes) → per view, the mean over its transformed copies.
+    log_probs = log_probs.reshape(2, -1, log_probs.shape[-1]).mean(1)
     return jnp.stack([log_probs[0, pair[0]], log_probs[1, pair[1]]])
 
   def __call__(self, graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array,

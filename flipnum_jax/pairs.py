@@ -205,7 +205,9 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray, workdir: str,
   """K candidates per pair, all in one compiled batch, by `config.method`: ascent on
   the generating classifier, or view-averaged diffusion sampling (optionally guided
   by that classifier). Each pair keeps the candidate the generating classifier reads
-  best (min(p_a, p_b)). A bad method config is refused before anything is trained
+  best (min(p_a, p_b)), or for diffusion with select 'denoising' the one
+  `diffusion.candidate_scores` ranks first: generator-side scores only, never a
+  judge's. A bad method config is refused before anything is trained
   or written."""
   check_method(config)
   candidate_pairs = np.repeat(pairs, config.candidates, axis=0)

@@ -1,3 +1,5 @@
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -122,11 +124,14 @@ def test_smoke_diffusion_and_pairs_write_their_outputs(smoke_workdir, mnist_dir)
   assert (smoke_workdir / 'diffusion/samples.png').read_bytes().startswith(b'\x89PNG')
   assert (smoke_workdir / 'models/diffusion_smoke/metrics.json').is_file()
 
-  # pairs:smoke: the main job, with classifier guidance and the denoising choice.
+  # pairs:smoke: the main job, guided by an open-set classifier (11 classes), with
+  # the denoising choice.
   result = run_cli('--experiment=pairs:smoke', f'--workdir={smoke_workdir}',
                    env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Loaded diffusion_smoke' in result.stderr  # the cached model is reused
+  generator = smoke_workdir / 'models/classifier_smoke_open_set/config.json'
+  assert json.loads(generator.read_text())['model']['num_classes'] == 11
   assert 'Drew 8 flip candidates' in result.stderr  # 4 pairs × 2 in one batch
   with np.load(smoke_workdir / 'pairs/pairs.npz') as npz:
     assert npz['images'].shape == (4, 28, 28)

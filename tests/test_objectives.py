@@ -40,6 +40,22 @@ def test_default_flip_objective_is_the_blogs_score(classifier):
   np.testing.assert_allclose(digit_score(graphdef, params, image, 4), up[4], rtol=1e-5)
 
 
+def test_flip_objective_reads_an_open_set_classifier_over_all_its_classes():
+  # The `pairs` generator has an 11th class ("two digits"): log p(a) must be
+  # normalized over all 11 (the per-view mean once assumed 10 classes and failed).
+  config = train_experiment.open_set(train_experiment.classifier_config('smoke'))
+  assert config.model.num_classes == 11 and config.name == 'classifier_smoke_open_set'
+  graphdef, params = nnx.split(models.make_classifier(config.model, jax.random.key(3)))
+  image = jax.random.uniform(jax.random.key(4), (28, 28))
+  up = _log_probs(graphdef, params, image)
+  turned = _log_probs(graphdef, params, objectives.rot180(image))
+  assert up.shape == (11,)
+  view_scores = jax.jit(objectives.FlipObjective().view_scores, static_argnums=0)
+  np.testing.assert_allclose(
+      view_scores(graphdef, params, image, jnp.array([3, 7]), jax.random.key(0)),
+      [up[3], turned[7]], rtol=1e-5)
+
+
 def test_softmin_follows_the_weaker_view_and_penalties_subtract(classifier):
   graphdef, params = classifier
   image = jax.random.uniform(jax.random.key(2), (28, 28))
