@@ -217,6 +217,14 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
   assert '| blog_pairs |' in report and 'blog_pairs/readable.png' in report
   assert '## Plain samples' in report and '| real_digits |' in report
 
+  # Plain samples alone (no pairs input, no controls): a report without pairs tables.
+  result = run_cli('--experiment=evaluate:smoke', f'--config.samples={samples}',
+                   '--config.controls=False', f'--workdir={workdir}', env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert json.loads((out / 'evaluation.json').read_text())['inputs'] == {}
+  report = (out / 'report.md').read_text()
+  assert '| real_digits |' in report and '## Both ways' not in report
+
   missing = run_cli('--experiment=evaluate:smoke', f'--config.inputs={tmp_path}/none.npz',
                     f'--workdir={tmp_path}')
   assert_one_line_error(missing, 'does not exist')

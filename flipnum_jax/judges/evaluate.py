@@ -128,18 +128,11 @@ def samples_table(samples: dict[str, dict[str, Any]], judges: list[str]) -> list
   return lines + ['']
 
 
-def report(results: dict[str, dict[str, Any]], samples: dict[str, dict[str, Any]],
-           judge_metrics: dict[str, dict], veto: str) -> str:
-  """report.md: the tables, then a heat-map per input."""
-  judges = list(judge_metrics)
+def pairs_tables(results: dict[str, dict[str, Any]], judges: list[str],
+                 feature_judge: str) -> list[str]:
+  """report.md's tables of the pairs inputs: both-ways rates, per view and realism."""
   pct = lambda x: '—' if x is None else f'{100 * x:.0f}%'
-  lines = ['# Evaluation', '',
-           'Rates are over pairs: a pair reads *both ways* when the judge\'s top class '
-           'is a upright and b turned 180°. *Majority*: a strict majority of the '
-           'voting judges reads the view. *Panel* (the verdict): the majority does and '
-           f'the veto judge ({veto or "none"}) does too. The generator column is the '
-           'generating classifier\'s own view (from scores.json) and proves nothing.', '',
-           '## Both ways', '',
+  lines = ['## Both ways', '',
            _row(['input', 'generator', *judges, 'majority', 'panel', 'gap']),
            _row(['---'] * (len(judges) + 5))]
   for name, r in results.items():
@@ -158,14 +151,29 @@ def report(results: dict[str, dict[str, Any]], samples: dict[str, dict[str, Any]
                        f"{f['upright']:.1f} ({f['upright_floor']:.1f})",
                        f"{f['rotated']:.1f} ({f['rotated_floor']:.1f})",
                        f"{pct(f['upright_near_real'])} / {pct(f['rotated_near_real'])}"]))
-  lines += ['', 'Fréchet distances use the penultimate features of '
-            f"`{next(iter(results.values()))['frechet']['feature_judge']}` against "
-            'class-matched real test digits; the floor is real vs real on equal sample '
-            'sizes. "Near a real digit": the share of images whose nearest training digit '
-            'is no farther than the 99th percentile of real test digits\' distances.', '',
-            *samples_table(samples, judges),
-            '## Judges', '', _row(['judge', 'clean test accuracy', 'note']),
-            _row(['---'] * 3)]
+  return lines + ['', f'Fréchet distances use the penultimate features of `{feature_judge}` '
+                  'against class-matched real test digits; the floor is real vs real on '
+                  'equal sample sizes. "Near a real digit": the share of images whose '
+                  'nearest training digit is no farther than the 99th percentile of real '
+                  'test digits\' distances.', '']
+
+
+def report(results: dict[str, dict[str, Any]], samples: dict[str, dict[str, Any]],
+           judge_metrics: dict[str, dict], veto: str, feature_judge: str) -> str:
+  """report.md: the tables (pairs, then plain samples; either may be absent), the
+  judges, then a heat-map per pairs input."""
+  judges = list(judge_metrics)
+  pct = lambda x: '—' if x is None else f'{100 * x:.0f}%'
+  lines = ['# Evaluation', '',
+           'Rates are over pairs: a pair reads *both ways* when the judge\'s top class '
+           'is a upright and b turned 180°. *Majority*: a strict majority of the '
+           'voting judges reads the view. *Panel* (the verdict): the majority does and '
+           f'the veto judge ({veto or "none"}) does too. The generator column is the '
+           'generating classifier\'s own view (from scores.json) and proves nothing.', '',
+           *(pairs_tables(results, judges, feature_judge) if results else []),
+           *samples_table(samples, judges),
+           '## Judges', '', _row(['judge', 'clean test accuracy', 'note']),
+           _row(['---'] * 3)]
   for name, m in judge_metrics.items():
     note = (f"PGD-{m['pgd']['steps']} at ε={m['pgd']['epsilon']} on "
             f"{m['pgd']['examples']} test images: {pct(m['pgd']['accuracy'])}"
@@ -216,7 +224,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
       'inputs': results, 'samples': samples,
       'judges': {j: m for j, m in panel.metrics.items()}})
   io.atomic_write(out_dir / 'report.md',
-                  report(results, samples, panel.metrics, config.veto_judge).encode())
+                  report(results, samples, panel.metrics, config.veto_judge,
+                         config.frechet_judge).encode())
   for input_name, r in results.items():
     print(f"{input_name}: panel reads {r['panel']['both']:.0%} of {r['pairs']} pairs both "
           f"ways (generator: {r['generator']['both']:.0%})" if r['generator'] else
