@@ -8,7 +8,10 @@ with warm-up and cosine decay, EMA weights: 5 epochs, ≈ 35 minutes on 2 CPU co
 The model lands in `<workdir>/models/diffusion/`; `pairs_diffusion` reuses it.
 Writes `<workdir>/diffusion/samples.npz` (`images`, `labels`: 100 of each digit,
 the input `evaluate` judges as plain digits) and `samples.png`.
-Expected (evaluate): the panel reads ≈ 99% of the samples as their class.
+Samples use classifier-free guidance 2, the best measured trade between being read
+and looking real. Expected (evaluate): the judges' majority reads ≈ 99% of the
+samples as their class (≈ 94% with the open-set veto), Fréchet ≈ 29 against a
+real-vs-real floor of ≈ 9.
 `diffusion:smoke` trains a tiny model on 1,024 digits in seconds (tests).
 """
 
@@ -53,5 +56,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.seed = 0
   config.diffusion = diffusion_config(variant)
   config.sampler = sampler_config(variant)
+  # Plain digits need less push than flips (3): at 2 they are still read ≈ 99% and
+  # lie half as far from real digits (README, "The diffusion model").
+  config.sampler.guidance = 2.0
   config.samples_per_digit = 100 if variant != 'smoke' else 2
   return config
