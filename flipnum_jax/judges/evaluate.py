@@ -113,6 +113,11 @@ def _row(cells: list[Any]) -> str:
   return '| ' + ' | '.join(str(c) for c in cells) + ' |'
 
 
+def _percent(rate: float | None) -> str:
+  """A rate as a whole percentage for the report ('—' when there is none)."""
+  return '—' if rate is None else f'{100 * rate:.0f}%'
+
+
 def samples_table(samples: dict[str, dict[str, Any]], judges: list[str]) -> list[str]:
   """The report's lines on plain digits (none when no samples file was judged)."""
   if not samples:
@@ -131,14 +136,13 @@ def samples_table(samples: dict[str, dict[str, Any]], judges: list[str]) -> list
 def pairs_tables(results: dict[str, dict[str, Any]], judges: list[str],
                  feature_judge: str) -> list[str]:
   """report.md's tables of the pairs inputs: both-ways rates, per view and realism."""
-  pct = lambda x: '—' if x is None else f'{100 * x:.0f}%'
   lines = ['## Both ways', '',
            _row(['input', 'generator', *judges, 'majority', 'panel', 'gap']),
            _row(['---'] * (len(judges) + 5))]
   for name, r in results.items():
-    lines.append(_row([name, pct(r['generator'] and r['generator']['both']),
-                       *[pct(r['judges'][j]['both']) for j in judges],
-                       pct(r['majority']['both']), f"**{pct(r['panel']['both'])}**",
+    lines.append(_row([name, _percent(r['generator'] and r['generator']['both']),
+                       *[_percent(r['judges'][j]['both']) for j in judges],
+                       _percent(r['majority']['both']), f"**{_percent(r['panel']['both'])}**",
                        '—' if r['gap_both'] is None else f"{100 * r['gap_both']:+.0f} pts"]))
   lines += ['', '## Panel per view, and realism', '',
             _row(['input', 'upright', 'rotated', 'both', 'Fréchet upright (floor)',
@@ -146,11 +150,11 @@ def pairs_tables(results: dict[str, dict[str, Any]], judges: list[str],
             _row(['---'] * 7)]
   for name, r in results.items():
     f = r['frechet']
-    lines.append(_row([name, pct(r['panel']['upright']), pct(r['panel']['rotated']),
-                       pct(r['panel']['both']),
+    lines.append(_row([name, _percent(r['panel']['upright']), _percent(r['panel']['rotated']),
+                       _percent(r['panel']['both']),
                        f"{f['upright']:.1f} ({f['upright_floor']:.1f})",
                        f"{f['rotated']:.1f} ({f['rotated_floor']:.1f})",
-                       f"{pct(f['upright_near_real'])} / {pct(f['rotated_near_real'])}"]))
+                       f"{_percent(f['upright_near_real'])} / {_percent(f['rotated_near_real'])}"]))
   return lines + ['', f'Fréchet distances use the penultimate features of `{feature_judge}` '
                   'against class-matched real test digits; the floor is real vs real on '
                   'equal sample sizes. "Near a real digit": the share of images whose '
@@ -163,7 +167,6 @@ def report(results: dict[str, dict[str, Any]], samples: dict[str, dict[str, Any]
   """report.md: the tables (pairs, then plain samples; either may be absent), the
   judges, then a heat-map per pairs input."""
   judges = list(judge_metrics)
-  pct = lambda x: '—' if x is None else f'{100 * x:.0f}%'
   lines = ['# Evaluation', '',
            'Rates are over pairs: a pair reads *both ways* when the judge\'s top class '
            'is a upright and b turned 180°. *Majority*: a strict majority of the '
@@ -176,7 +179,7 @@ def report(results: dict[str, dict[str, Any]], samples: dict[str, dict[str, Any]
            _row(['---'] * 3)]
   for name, m in judge_metrics.items():
     note = (f"PGD-{m['pgd']['steps']} at ε={m['pgd']['epsilon']} on "
-            f"{m['pgd']['examples']} test images: {pct(m['pgd']['accuracy'])}"
+            f"{m['pgd']['examples']} test images: {_percent(m['pgd']['accuracy'])}"
             if 'pgd' in m else '')
     lines.append(_row([name, f"{100 * m['test_accuracy']:.2f}%", note]))
   lines += ['', '## Heat-maps', '']
