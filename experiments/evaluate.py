@@ -8,7 +8,9 @@ digits (images and labels), judged as the digit each was drawn as. The first run
 (an MLP, a wider CNN trained with random affine changes, an FGSM-trained robust CNN;
 ≈ 10 minutes on 2 CPU cores) and caches them as `<workdir>/models/judge_*`; a
 nearest-neighbour judge reads the 60,000 training digits. Outputs go to
-`<workdir>/evaluate/`: evaluation.json, report.md, <input>/readable.png.
+`<workdir>/evaluate/`: evaluation.json, report.md, <input>/readable.png. When a
+reading test has readings (`--config.readings=runs/reading_test`, found there by
+default), the report leads with what the blind readers read, beside the panel.
 Expected on `blog_pairs`: generator 100% both ways, panel far lower (see README).
 `evaluate:smoke` trains tiny judges on 4,096 digits in seconds (tests).
 """
@@ -71,6 +73,12 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       {'epsilon': 0.3, 'steps': 40, 'step_size': 0.01, 'examples': 1000, 'seed': 0})
   config.knn = ml_collections.ConfigDict({'k': 5, 'train_examples': 0})  # 0 = all
   config.controls = True  # also judge real natural flips and noise, for calibration
+  # Blind readers: a reading test's folder (`reading_test`'s output) whose readings/
+  # to score first; '' = <workdir>/reading_test when it holds readings. With readings
+  # and no `inputs`, the panel judges the test's own input files.
+  config.readings = ''
+  config.min_real_accuracy = 0.9  # a rater under this on real digits is flagged
+  config.max_catch_digits = 0.5  # … and one who calls more catch trials digits
   config.frechet_judge = 'judge_cnn'
   config.floor_repeats = 5
   config.real_distance_examples = 1000

@@ -52,14 +52,19 @@ def _read_json(path: pathlib.Path) -> dict | None:
   return json.loads(path.read_text()) if path.is_file() else None
 
 
-def build_page(images: np.ndarray, pairs: np.ndarray, upright_guides: np.ndarray,
-               rotated_guides: np.ndarray, scores: dict | None,
+def build_page(name: str, images: np.ndarray, pairs: np.ndarray,
+               upright_guides: np.ndarray, rotated_guides: np.ndarray, scores: dict | None,
                evaluation: dict | None, number_png: bytes | None) -> str:
-  """The gallery's HTML for a pairs file (images a-major) and what else exists."""
+  """The gallery's HTML for the pairs file of experiment `name` (images a-major) and
+  what else exists."""
   upright, rotated = np.unique(pairs[:, 0]), np.unique(pairs[:, 1])
   confidence = {(p['upright'], p['rotated']): p['min'] for p in (scores or {}).get('pairs', [])}
-  judged = (evaluation or {}).get('inputs', {}).get('pairs')
+  judged = (evaluation or {}).get('inputs', {}).get(name)
   readable = {tuple(p) for p in judged['panel_both_ways_pairs']} if judged else None
+  # Blind readers' majority, per instruction, for this input (when evaluate scored any).
+  instructions = ((evaluation or {}).get('readers') or {}).get('instructions', {})
+  read = {instruction: {tuple(p) for p in scored['inputs'][name]['both_ways_pairs']}
+          for instruction, scored in instructions.items() if name in scored['inputs']}
   index = {(int(a), int(b)): k for k, (a, b) in enumerate(pairs)}
   rows = ['<tr><td></td>' + ''.join(
       f'<th><div class="guide"><img alt="real {b}, turned" '
@@ -73,9 +78,14 @@ def build_page(images: np.ndarray, pairs: np.ndarray, upright_guides: np.ndarray
       notes = []
       if (a, b) in confidence:
         notes.append(f'{confidence[(a, b)]:.2f}')
+      for instruction, read_pairs in read.items():
+        ok = (int(a), int(b)) in read_pairs
+        notes.append(f'<span class="{"ok" if ok else "no"}" title="blind readers, '
+                     f'{instruction}">{instruction[0]}{"✓" if ok else "✗"}</span>')
       if readable is not None:
         ok = (int(a), int(b)) in readable
-        notes.append(f'<span class="{"ok" if ok else "no"}">{"✓" if ok else "✗"}</span>')
+        notes.append(f'<span class="{"ok" if ok else "no"}" title="judge panel">'
+                     f'{"✓" if ok else "✗"}</span>')
       cells.append(f'<td><div class="cell" data-pair="{a},{b}" title="reads {a} upright, '
                    f'{b} turned"><img alt="{a} / {b}" src="{png_data_uri(images[k])}">'
                    f'</div>{" ".join(notes)}</td>')
@@ -86,17 +96,23 @@ def build_page(images: np.ndarray, pairs: np.ndarray, upright_guides: np.ndarray
            '180°. Hover over or click a cell to turn it. The headers are real '
            'MNIST digits, shown as each view should read. Under each cell: the '
            "generator's min(p_upright, p_turned)"
+           + ''.join(f', {i[0]}✓ where the blind readers\' majority reads it both ways '
+                     f'under the {i} instruction' for i in read)
            + (', and ✓ where the judge panel reads it both ways' if judged else '')
            + '.</p>', f'<table class="grid">{"".join(rows)}</table>']
-  if evaluation:
+  if evaluation and evaluation['inputs']:
     judges = sorted(next(iter(evaluation['inputs'].values()))['judges'])
     header = ''.join(f'<th>{html.escape(j)}</th>' for j in judges)
+    reader_header = ''.join(f'<th>blind readers, {html.escape(i)}</th>' for i in instructions)
     lines = [f'<h2>Methods (both-ways rate)</h2><table class="methods"><tr><th>input</th>'
-             f'<th>generator</th>{header}<th>panel</th></tr>']
-    for name, result in evaluation['inputs'].items():
+             f'{reader_header}<th>generator</th>{header}<th>panel</th></tr>']
+    for input_name, result in evaluation['inputs'].items():
       generator = result['generator']['both'] if result['generator'] else None
+      readers = ''.join(
+          f'<td><b>{100 * scored["inputs"][input_name]["both"]:.0f}%</b></td>'
+          if input_name in scored['inputs'] else '<td>—</td>' for scored in instructions.values())
       cells = ''.join(f'<td>{100 * result["judges"][j]["both"]:.0f}%</td>' for j in judges)
-      lines.append(f'<tr><td>{html.escape(name)}</td><td>'
+      lines.append(f'<tr><td>{html.escape(input_name)}</td>{readers}<td>'
                    f'{"—" if generator is None else f"{100 * generator:.0f}%"}</td>{cells}'
                    f'<td><b>{100 * result["panel"]["both"]:.0f}%</b></td></tr>')
     parts.append(''.join(lines) + '</table>')
@@ -118,7 +134,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   mnist = data.load_mnist(data_dir)
   number_png = io.experiment_dir(workdir, 'number') / 'number.png'
   page = build_page(
-      images, pairs, pairs_lib.real_examples(mnist, np.unique(pairs[:, 0])),
+      config.pairs_experiment, images, pairs, pairs_lib.real_examples(mnist, np.unique(pairs[:, 0])),
       pairs_lib.real_examples(mnist, np.unique(pairs[:, 1])),
       _read_json(source / 'scores.json'),
       _read_json(io.experiment_dir(workdir, 'evaluate') / 'evaluation.json'),

@@ -28,6 +28,7 @@ JOBS = {
     'gallery': 'flipnum_jax.gallery',
     'evaluate': 'flipnum_jax.judges.evaluate',
     'bench': 'flipnum_jax.bench',
+    'reading_test': 'flipnum_jax.reading_test',
 }
 
 

@@ -76,3 +76,25 @@ def test_page_in_headless_chromium_loads_images_and_turns_a_clicked_cell(page, t
     assert screenshot.read_bytes().startswith(b'\x89PNG')
   finally:
     driver.quit()
+
+
+def test_page_shows_the_blind_readers_first_when_evaluate_scored_readings():
+  grid = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing='ij'), -1).reshape(-1, 2)
+  images = np.zeros((100, 28, 28), np.float32)
+  guides = np.zeros((10, 28, 28), np.float32)
+  panel = {'judges': {'knn': {'both': 0.5}}, 'generator': None, 'panel': {'both': 0.4},
+           'panel_both_ways_pairs': [[0, 0], [1, 2], [3, 4]]}
+  readers = {'instructions': {
+      'forced': {'inputs': {'pairs': {'both': 0.02, 'both_ways_pairs': [[1, 2], [6, 9]]}}},
+      'confident': {'inputs': {'pairs': {'both': 0.01, 'both_ways_pairs': [[6, 9]]}}}}}
+  page = gallery.build_page('pairs', images, grid, guides, guides, None,
+                            {'inputs': {'pairs': panel, 'other': panel}, 'readers': readers},
+                            None)
+  assert page.count('title="blind readers, forced">f✓') == 2
+  assert page.count('title="blind readers, forced">f✗') == 98
+  assert page.count('title="blind readers, confident">c✓') == 1
+  assert page.count('title="judge panel">✓') == 3
+  # The method table leads with the readers' columns; an input they did not read: —.
+  assert '<th>input</th><th>blind readers, forced</th><th>blind readers, confident</th>' in page
+  assert '<td>pairs</td><td><b>2%</b></td><td><b>1%</b></td>' in page
+  assert '<td>other</td><td>—</td><td>—</td>' in page

@@ -18,6 +18,7 @@ from experiments import evaluate as evaluate_experiment
 from experiments import train as train_experiment
 from flipnum_jax import ascent
 from flipnum_jax import data
+from flipnum_jax import exchange
 from flipnum_jax import objectives
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError, DataError
@@ -83,10 +84,10 @@ def test_bad_pairs_files_are_refused(tmp_path, arrays, message):
   path = tmp_path / 'pairs.npz'
   np.savez(path, **arrays)
   with pytest.raises(DataError, match=message):
-    metrics.load_pairs_file(path)
+    exchange.load_pairs_file(path)
   path.write_bytes(b'not an npz')
   with pytest.raises(DataError, match='not a readable'):
-    metrics.load_pairs_file(path)
+    exchange.load_pairs_file(path)
 
 
 def _imports(path: pathlib.Path) -> set[str]:

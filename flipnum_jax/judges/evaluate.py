@@ -12,37 +12,44 @@ import numpy as np
 from absl import logging
 
 from flipnum_jax import data
+from flipnum_jax import exchange
 from flipnum_jax import io
 from flipnum_jax import pairs as pairs_lib
 from flipnum_jax import plots
+from flipnum_jax import reading_test as reading_lib
 from flipnum_jax.errors import ConfigError
 from flipnum_jax.judges import knn
 from flipnum_jax.judges import metrics
 from flipnum_jax.judges import panel as panel_lib
+from flipnum_jax.judges import readers
 
 
-def named_paths(spec: str, key: str) -> dict[str, pathlib.Path]:
-  """name → path of each file in the comma-separated `spec`; the name is the
-  folder holding it. `key` is the config key that named them (for errors)."""
-  named = {}
-  for path in [pathlib.Path(p.strip()) for p in spec.split(',') if p.strip()]:
-    if not path.is_file():
-      raise ConfigError(f'{key}: {path} does not exist (run its experiment first, or '
-                        f'name files with --config.{key}=PATH[,PATH…])')
-    name = path.parent.name or path.stem
-    while name in named:
-      name += "'"
-    named[name] = path
-  return named
+def reading_test_dir(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
+  """The reading test whose readings to score: `readings` when set, else
+  `<workdir>/reading_test` when it holds readings, else none."""
+  if config.readings:
+    folder = pathlib.Path(config.readings)
+    if not (folder / 'readings').is_dir() or not any((folder / 'readings').iterdir()):
+      raise ConfigError(f'readings: {folder} holds no readings/ (name the reading test\'s '
+                        'folder, e.g. runs/reading_test, after raters have answered)')
+    return folder
+  default = io.experiment_dir(workdir, 'reading_test')
+  return default if (default / 'readings').is_dir() and any(
+      (default / 'readings').iterdir()) else None
 
 
-def input_paths(config: ml_collections.ConfigDict,
-                workdir: str) -> tuple[dict[str, pathlib.Path], dict[str, pathlib.Path]]:
-  """The pairs files and the plain-samples files to judge. With neither named,
-  `<workdir>/pairs/pairs.npz`."""
-  default = '' if config.samples else str(io.experiment_dir(workdir, 'pairs') / 'pairs.npz')
-  return (named_paths(config.inputs or default, 'inputs'),
-          named_paths(config.samples, 'samples'))
+def input_paths(config: ml_collections.ConfigDict, workdir: str,
+                test: reading_lib.Test | None
+                ) -> tuple[dict[str, pathlib.Path], dict[str, pathlib.Path]]:
+  """The pairs files and the plain-samples files to judge. With neither named, the
+  reading test's input files (so that the panel stands beside the readers), or with
+  no test `<workdir>/pairs/pairs.npz`."""
+  default = ''
+  if not config.samples:
+    default = ','.join(d['path'] for d in test.inputs if pathlib.Path(d['path']).is_file()) \
+        if test else str(io.experiment_dir(workdir, 'pairs') / 'pairs.npz')
+  return (exchange.named_paths(config.inputs or default, 'inputs'),
+          exchange.named_paths(config.samples, 'samples'))
 
 
 def control_inputs(mnist: data.Mnist, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -53,11 +60,8 @@ def control_inputs(mnist: data.Mnist, seed: int) -> dict[str, tuple[np.ndarray, 
   reads most of them. `control: noise` — uniform noise for all 100 pairs: it must
   read almost none.
   """
-  flips = {0: 0, 1: 1, 8: 8, 6: 9, 9: 6}
-  index = np.concatenate([np.flatnonzero(mnist.test_labels == d)[:20] for d in flips])
-  natural_pairs = np.array([[d, flips[d]] for d in mnist.test_labels[index]])
   noise = np.random.default_rng(seed).random((100, 28, 28)).astype(np.float32)
-  return {'control: natural flips': (data.to_float(mnist.test_images[index]), natural_pairs),
+  return {'control: natural flips': data.natural_flips(mnist),
           'control: noise': (noise, pairs_lib.all_pairs(np.arange(10), np.arange(10)))}
 
 
@@ -65,8 +69,8 @@ def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
                    images: np.ndarray, pairs: np.ndarray, path: pathlib.Path | None,
                    mnist: data.Mnist, real_distances: np.ndarray
                    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-  """Everything evaluation.json says of one input; also the panel's both-ways
-  verdict and the judges' mean min-probability per pair."""
+  """Everything evaluation.json says of one input; also the panel's verdict per
+  view (2, N) and the judges' mean min-probability per pair."""
   judges, correct, min_probs = {}, {}, []
   for name, probabilities in panel_lib.view_probabilities(panel, images).items():
     judge_correct = metrics.view_correct(probabilities, pairs)
@@ -89,7 +93,7 @@ def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
                                  metrics.pair_views(images, pairs), mnist,
                                  config.floor_repeats, real_distances, config.seed),
   }
-  return result, verdict[0] & verdict[1], np.mean(min_probs, 0)
+  return result, verdict, np.mean(min_probs, 0)
 
 
 def evaluate_samples(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
@@ -162,12 +166,87 @@ def pairs_tables(results: dict[str, dict[str, Any]], judges: list[str],
                   'test digits\' distances.', '']
 
 
-def report(results: dict[str, dict[str, Any]], samples: dict[str, dict[str, Any]],
-           judge_metrics: dict[str, dict], veto: str, feature_judge: str) -> str:
-  """report.md: the tables (pairs, then plain samples; either may be absent), the
-  judges, then a heat-map per pairs input."""
+def beside_the_panel(reader_results: dict[str, Any], test: reading_lib.Test,
+                     verdicts: dict[str, tuple[str, np.ndarray]]) -> None:
+  """Adds, in place, to each reader input the panel's verdict on the same images
+  (matched by their hash) and where the two disagree."""
+  for scored in reader_results['instructions'].values():
+    for described in test.inputs:
+      entry = scored['inputs'][described['name']]
+      judged = verdicts.get(described['images_sha256'])
+      entry['panel'] = None
+      if judged:
+        judged_name, verdict = judged
+        entry['panel'] = {'input': judged_name, 'both': float(np.mean(verdict[0] & verdict[1])),
+                          **readers.disagreements(np.array(scored['views'][described['name']]),
+                                                  verdict, np.array(described['pairs']))}
+
+
+def readers_tables(reader_results: dict[str, Any]) -> list[str]:
+  """report.md's first section: what the blind readers read, the raters' controls,
+  the paired tests, and where readers and the panel disagree."""
+  lines = ['## Blind readers', '',
+           f"Reading test `{reader_results['test']}` ({reader_results['trials']} views, "
+           f"test {reader_results['test_hash'][:16]}). A view is read when more than "
+           'half of the unflagged raters answer its digit; a pair is read both ways when '
+           'both its views are. Intervals are 95% (Wilson).', '',
+           _row(['input', 'instruction', 'raters', 'upright', 'turned', 'both ways',
+                 '95% interval', 'panel both ways', "Fleiss' κ"]), _row(['---'] * 9)]
+  instructions = reader_results['instructions']
+  for instruction, scored in instructions.items():
+    kappa = '—' if scored['kappa'] is None else f"{scored['kappa']:.2f}"
+    for name, r in scored['inputs'].items():
+      low, high = r['both_interval']
+      lines.append(_row([name, instruction, f"{len(scored['majority_of'])} of "
+                         f"{len(scored['raters'])}", _percent(r['upright']),
+                         _percent(r['rotated']), f"**{r['both_count']} of {r['pairs']}**",
+                         f'{100 * low:.0f}–{100 * high:.0f}%',
+                         _percent(r['panel'] and r['panel']['both']), kappa]))
+  input_names = list(next(iter(instructions.values()))['inputs'])
+  lines += ['', '### Raters', '',
+            _row(['rater', 'instruction', 'form', 'answered', 'real digits',
+                  'catch called a digit', *[f'{n}: both ways' for n in input_names],
+                  'flagged']), _row(['---'] * (len(input_names) + 7))]
+  for instruction, scored in instructions.items():
+    for rater, r in scored['raters'].items():
+      lines.append(_row([rater, instruction, r['form'], r['answered'],
+                         _percent(r['real_accuracy']), _percent(r['catch_called_digit']),
+                         *[_percent(i['both']) for i in r['inputs'].values()],
+                         '; '.join(r['flags']) or 'no']))
+  tests = [(instruction, t) for instruction, scored in instructions.items()
+           for t in scored['paired_tests']]
+  if tests:
+    lines += ['', '### Paired tests (McNemar, exact, on pairs read both ways)', '',
+              _row(['instruction', 'first', 'second', 'both', 'first only', 'second only',
+                    'neither', 'p']), _row(['---'] * 8)]
+    lines += [_row([instruction, t['first'], t['second'], t['both'], t['first_only'],
+                    t['second_only'], t['neither'], f"{t['p_value']:.3g}"])
+              for instruction, t in tests]
+  lines += ['', '### Where readers and the panel disagree', '']
+  for instruction, scored in instructions.items():
+    for name, r in scored['inputs'].items():
+      if not r['panel']:
+        lines.append(f'- {name} ({instruction}): the panel did not judge these images.')
+        continue
+      views = ', '.join(f'{k} {c} of {n}' for k, (c, n) in
+                        list(r['panel']['panel_only_views'].items())[:6]) or 'none'
+      lines.append(f"- {name} ({instruction}): the panel reads "
+                   f"{len(r['panel']['panel_only_pairs'])} pairs both ways that the readers "
+                   f"do not, the readers {len(r['panel']['readers_only_pairs'])} that the "
+                   f"panel does not. Views the panel reads and the readers do not, most "
+                   f"first: {views}.")
+  return lines + ['']
+
+
+def report(reader_results: dict[str, Any] | None, results: dict[str, dict[str, Any]],
+           samples: dict[str, dict[str, Any]], judge_metrics: dict[str, dict], veto: str,
+           feature_judge: str) -> str:
+  """report.md: the blind readers when there are readings, then the panel's tables
+  (pairs, then plain samples; either may be absent), the judges, then a heat-map per
+  pairs input."""
   judges = list(judge_metrics)
-  lines = ['# Evaluation', '',
+  lines = ['# Evaluation', '', *(readers_tables(reader_results) if reader_results else []),
+           '## The judges\' panel', '',
            'Rates are over pairs: a pair reads *both ways* when the judge\'s top class '
            'is a upright and b turned 180°. *Majority*: a strict majority of the '
            'voting judges reads the view. *Panel* (the verdict): the majority does and '
@@ -194,13 +273,16 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   if config.veto_judge and config.veto_judge not in config.judges:
     raise ConfigError(f'veto_judge {config.veto_judge!r} is not one of the judges '
                       f'{sorted(config.judges)}')
-  paths, sample_paths = input_paths(config, workdir)
+  # Read (and so refuse bad files) before any training or writing.
+  test_dir = reading_test_dir(config, workdir)
+  test = reading_lib.load_test(test_dir) if test_dir else None
+  readings = reading_lib.load_readings(test_dir, test) if test else []
+  paths, sample_paths = input_paths(config, workdir, test)
   if not paths and not sample_paths:
     raise ConfigError('inputs and samples name no file to judge')
-  # Read (and so refuse bad files) before any training or writing.
-  inputs = {input_name: (*metrics.load_pairs_file(path), path)
+  inputs = {input_name: (*exchange.load_pairs_file(path), path)
             for input_name, path in paths.items()}
-  sample_inputs = {sample_name: (*metrics.load_samples_file(path), path)
+  sample_inputs = {sample_name: (*exchange.load_samples_file(path), path)
                    for sample_name, path in sample_paths.items()}
   panel = panel_lib.load_panel(config, workdir, data_dir)
   mnist = data.load_mnist(data_dir)
@@ -210,25 +292,38 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   if config.controls:
     inputs.update({control: (*arrays, None)
                    for control, arrays in control_inputs(mnist, config.seed).items()})
-  results = {}
+  results, verdicts = {}, {}
   for input_name, (images, pairs, path) in inputs.items():
-    results[input_name], readable, min_prob = evaluate_input(
+    results[input_name], verdict, min_prob = evaluate_input(
         panel, config, images, pairs, path, mnist, real_distances)
+    verdicts[exchange.images_hash(images)] = (input_name, verdict)
     if path:
-      plots.readable_heatmap(out_dir / input_name / 'readable.png', pairs, readable,
-                             min_prob, title=f'{input_name}: panel verdict')
+      plots.readable_heatmap(out_dir / input_name / 'readable.png', pairs,
+                             verdict[0] & verdict[1], min_prob,
+                             title=f'{input_name}: panel verdict')
     r = results[input_name]
     logging.info('%s: panel both-ways %.2f, generator %s.', input_name,
                  r['panel']['both'], r['generator'] and f"{r['generator']['both']:.2f}")
   samples = {sample_name: evaluate_samples(panel, config, images, labels, path, mnist,
                                            real_distances)
              for sample_name, (images, labels, path) in sample_inputs.items()}
+  reader_results = None
+  if readings:
+    reader_results = readers.score(readings, test, config.min_real_accuracy,
+                                   config.max_catch_digits)
+    reader_results['test'] = str(test_dir)
+    beside_the_panel(reader_results, test, verdicts)
   io.write_json(out_dir / 'evaluation.json', {
-      'inputs': results, 'samples': samples,
+      'readers': reader_results, 'inputs': results, 'samples': samples,
       'judges': {j: m for j, m in panel.metrics.items()}})
   io.atomic_write(out_dir / 'report.md',
-                  report(results, samples, panel.metrics, config.veto_judge,
+                  report(reader_results, results, samples, panel.metrics, config.veto_judge,
                          config.frechet_judge).encode())
+  for instruction, scored in (reader_results or {}).get('instructions', {}).items():
+    for input_name, r in scored['inputs'].items():
+      print(f"{input_name}: blind readers ({instruction}, majority of "
+            f"{len(scored['majority_of'])}) read {r['both_count']} of {r['pairs']} pairs "
+            f"both ways")
   for input_name, r in results.items():
     print(f"{input_name}: panel reads {r['panel']['both']:.0%} of {r['pairs']} pairs both "
           f"ways (generator: {r['generator']['both']:.0%})" if r['generator'] else
