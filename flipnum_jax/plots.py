@@ -93,13 +93,15 @@ def dreams_panel(path: str | os.PathLike, rows: list[tuple[str, np.ndarray, np.n
 
 
 def readable_heatmap(path: str | os.PathLike, pairs: np.ndarray, readable: np.ndarray,
-                     min_probability: np.ndarray, title: str) -> None:
-  """Rows a, columns b: colour = the judges' mean min(p_a, p_b); ✓ = panel reads it
-  both ways, · = it does not."""
+                     values_per_pair: np.ndarray, title: str,
+                     value_label: str = "judges' mean min(p_a, p_b)",
+                     reader: str = 'the panel') -> None:
+  """Rows a, columns b: colour = `values_per_pair` (in [0, 1]); ✓ = `reader` reads
+  the pair both ways, · = it does not."""
   upright, rotated = np.unique(pairs[:, 0]), np.unique(pairs[:, 1])
   values = np.full((len(upright), len(rotated)), np.nan)
   marks = np.zeros_like(values, bool)
-  for (a, b), ok, p in zip(pairs, readable, min_probability):
+  for (a, b), ok, p in zip(pairs, readable, values_per_pair):
     i, j = np.searchsorted(upright, a), np.searchsorted(rotated, b)
     values[i, j], marks[i, j] = p, ok
   fig, ax = plt.subplots(figsize=(0.55 * len(rotated) + 2.2, 0.55 * len(upright) + 1.4))
@@ -113,9 +115,9 @@ def readable_heatmap(path: str | os.PathLike, pairs: np.ndarray, readable: np.nd
   ax.set_yticks(range(len(upright)), [str(a) for a in upright])
   ax.set_xlabel('b: read turned 180°')
   ax.set_ylabel('a: read upright')
-  ax.set_title(f'{title}\n✓ read both ways by the panel: {int(readable.sum())}/{len(pairs)}',
+  ax.set_title(f'{title}\n✓ read both ways by {reader}: {int(readable.sum())}/{len(pairs)}',
                fontsize=9)
-  fig.colorbar(image, ax=ax, label="judges' mean min(p_a, p_b)", shrink=0.8)
+  fig.colorbar(image, ax=ax, label=value_label, shrink=0.8)
   fig.tight_layout()
   _save(fig, path)
 

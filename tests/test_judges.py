@@ -19,7 +19,9 @@ from experiments import train as train_experiment
 from flipnum_jax import ascent
 from flipnum_jax import data
 from flipnum_jax import exchange
+from flipnum_jax import io
 from flipnum_jax import objectives
+from flipnum_jax import reading_test as reading_lib
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError, DataError
 from flipnum_jax.judges import evaluate
@@ -236,3 +238,61 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
   bad = run_cli('--experiment=evaluate:smoke', f'--config.samples={tmp_path}/bad.npz',
                 f'--workdir={tmp_path}')
   assert_one_line_error(bad, "lacks the key(s) ['labels'] of a samples file")
+
+
+def test_evaluate_leads_with_the_blind_readers_beside_the_panel(smoke_panel, mnist_dir, tmp_path):
+  workdir, _, _ = smoke_panel
+  images = np.random.default_rng(3).random((4, 28, 28)).astype(np.float32)
+  pairs = np.array([[3, 7], [6, 9], [0, 0], [2, 5]])
+  io.write_npz(tmp_path / 'mine' / 'pairs.npz', images=images, pairs=pairs)
+  result = run_cli('--experiment=reading_test:smoke', f'--workdir={tmp_path}',
+                   f'--config.inputs={tmp_path}/mine/pairs.npz', '--config.format=sheets',
+                   '--config.raters=r0,r1,r2', env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-2000:]
+  test_dir = tmp_path / 'reading_test'
+  test = reading_lib.load_test(test_dir)
+  # Three raters answer every view with its digit ('?' on catch trials), except:
+  # r0 and r1 miss 3 upright; r2 misses 7 turned; r2 also calls a catch trial a 4.
+  (test_dir / 'readings').mkdir()
+  mine = {(v, i): t for t, (s, i, v) in
+          enumerate(zip(test.source, test.item, test.view)) if s == 0}
+  misses = {'r0': {mine[0, 0]}, 'r1': {mine[0, 0]}, 'r2': {mine[1, 0]}}
+  catch = int(np.flatnonzero(test.source == reading_lib.CATCH)[0])
+  for rater in ('r0', 'r1', 'r2'):
+    header = (test_dir / 'sheets' / rater / 'answers.txt').read_text().splitlines()[:4]
+    order = reading_lib.rater_order(test, rater)
+    def answer(t):
+      if t in misses[rater]:
+        return '?'
+      if rater == 'r2' and t == catch:
+        return '4'
+      return '?' if test.digit[t] < 0 else str(test.digit[t])
+    (test_dir / 'readings' / f'{rater}.txt').write_text(
+        '\n'.join(header + [f'{n}: {answer(t)}' for n, t in enumerate(order, 1)]) + '\n')
+  result = run_cli('--experiment=evaluate:smoke', f'--workdir={workdir}',
+                   f'--config.readings={test_dir}', env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-2000:]
+  evaluation = json.loads((workdir / 'evaluate' / 'evaluation.json').read_text())
+  # With readings and no inputs named, the panel judged the test's own input file.
+  assert set(evaluation['inputs']) == {'mine', 'control: natural flips', 'control: noise'}
+  forced = evaluation['readers']['instructions']['forced']
+  assert forced['majority_of'] == ['r0', 'r1', 'r2']
+  assert forced['raters']['r2']['catch_called_digit'] == pytest.approx(1 / 4)
+  read = forced['inputs']['mine']
+  # 3 upright is missed by 2 of 3 (no majority); 7 turned by 1 of 3 (still read).
+  assert read['both_ways_pairs'] == [[6, 9], [0, 0], [2, 5]]
+  assert read['upright'] == 0.75 and read['rotated'] == 1.0
+  assert forced['raters']['r2']['inputs']['mine']['both'] == 0.75
+  flips = forced['inputs']['control: natural flips']
+  assert flips['both_count'] == 100
+  # The panel's verdict on the same images (matched by hash) stands beside them.
+  assert flips['panel']['input'] == 'control: natural flips'
+  assert flips['panel']['both'] == evaluation['inputs']['control: natural flips']['panel']['both']
+  assert read['panel']['input'] == 'mine'
+  report = (workdir / 'evaluate' / 'report.md').read_text()
+  assert report.index('## Blind readers') < report.index('## Both ways')
+  assert '| mine | forced | 3 of 3 | 75% | 100% | **3 of 4** |' in report
+  assert "Where readers and the panel disagree" in report
+  assert '(<mine/readers_forced.png>)' in report
+  assert (workdir / 'evaluate' / 'mine' / 'readers_forced.png').read_bytes().startswith(b'\x89PNG')
+  assert 'blind readers (forced, majority of 3) read 3 of 4 pairs both ways' in result.stdout

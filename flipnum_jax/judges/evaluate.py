@@ -262,9 +262,18 @@ def report(reader_results: dict[str, Any] | None, results: dict[str, dict[str, A
             if 'pgd' in m else '')
     lines.append(_row([name, f"{100 * m['test_accuracy']:.2f}%", note]))
   lines += ['', '## Heat-maps', '']
-  for name, r in results.items():
-    if r['path']:
-      lines += [f'### {name}', '', f'![{name}]({name}/readable.png)', '']
+  read_inputs = [(name, instruction) for instruction, scored in
+                 (reader_results or {}).get('instructions', {}).items()
+                 for name in scored['inputs']]
+  for name in dict.fromkeys([n for n, r in results.items() if r['path']]
+                            + [n for n, _ in read_inputs]):
+    lines += [f'### {name}', '']
+    # <…> keeps a path with spaces one link (CommonMark).
+    lines += [f'![{name}: blind readers, {instruction}](<{name}/readers_{instruction}.png>)'
+              for n, instruction in read_inputs if n == name]
+    if name in results and results[name]['path']:
+      lines.append(f'![{name}: panel](<{name}/readable.png>)')
+    lines.append('')
   return '\n'.join(lines) + '\n'
 
 
@@ -313,6 +322,18 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                                    config.max_catch_digits)
     reader_results['test'] = str(test_dir)
     beside_the_panel(reader_results, test, verdicts)
+    for instruction, scored in reader_results['instructions'].items():
+      for described in test.inputs:
+        r = scored['inputs'][described['name']]
+        views = np.array(scored['views'][described['name']])
+        if r['raters_both_share'] is not None:
+          plots.readable_heatmap(
+              out_dir / described['name'] / f'readers_{instruction}.png',
+              np.array(described['pairs']), views[0] & views[1],
+              np.array(r['raters_both_share']),
+              title=f"{described['name']}: blind readers, {instruction}",
+              value_label='share of raters reading it both ways',
+              reader=f"the majority of {len(scored['majority_of'])} raters")
   io.write_json(out_dir / 'evaluation.json', {
       'readers': reader_results, 'inputs': results, 'samples': samples,
       'judges': {j: m for j, m in panel.metrics.items()}})

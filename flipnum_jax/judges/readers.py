@@ -118,6 +118,11 @@ def score_instruction(readings: list[reading_lib.Readings], test: reading_lib.Te
     views[described['name']] = input_views(read, test, i)
     inputs[described['name']] = both_ways(views[described['name']],
                                           np.array(described['pairs']))
+    # Per pair, the share of the majority's raters who read it both ways (for the
+    # heat-map: how close to the verdict each pair came).
+    each = [input_views(c, test, i) for c in correct[kept]]
+    inputs[described['name']]['raters_both_share'] = \
+        np.mean([v[0] & v[1] for v in each], 0).tolist() if each else None
   paired = []
   for (i, a), (j, b) in itertools.combinations(enumerate(test.inputs), 2):
     if a['pairs'] == b['pairs']:
