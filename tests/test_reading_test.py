@@ -221,9 +221,12 @@ def server(small_test):
   httpd.server_close()
 
 
-def _get_json(url):
+def _get_json(url, body=None):
+  request = urllib.request.Request(
+      url, data=None if body is None else json.dumps(body).encode(),
+      headers={'Content-Type': 'application/json'})
   try:
-    with urllib.request.urlopen(url, timeout=10) as reply:
+    with urllib.request.urlopen(request, timeout=10) as reply:
       return reply.status, json.loads(reply.read())
   except urllib.error.HTTPError as e:
     return e.code, json.loads(e.read())
@@ -239,6 +242,25 @@ def test_server_refuses_unsafe_names_and_reveals_no_key(server):
   assert set(reply) == {'instruction', 'total', 'answered', 'images'}  # nothing else
   assert reply['total'] == len(test.images) and reply['answered'] == 0
   assert reply['instruction'] == reading_lib.INSTRUCTIONS['forced']
+
+
+def test_each_rater_has_their_own_file_and_answers_come_in_order(server):
+  url, test_dir, test = server
+  assert _get_json(url + 'api/answer', {'rater': 'ada', 'position': 0, 'answer': '3'}) == \
+      (200, {'answered': 1})
+  assert _get_json(url + 'api/answer', {'rater': 'bob', 'position': 0, 'answer': '?'}) == \
+      (200, {'answered': 1})
+  status, reply = _get_json(url + 'api/answer', {'rater': 'ada', 'position': 5, 'answer': '1'})
+  assert status == 400 and 'expected the answer to view 2' in reply['error']
+  status, reply = _get_json(url + 'api/answer', {'rater': 'ada', 'position': 1, 'answer': '12'})
+  assert status == 400 and "'12'" in reply['error']
+  ada = json.loads((test_dir / 'readings' / 'ada.json').read_text())
+  bob = json.loads((test_dir / 'readings' / 'bob.json').read_text())
+  assert [a['answer'] for a in ada['answers']] == ['3']
+  assert [a['answer'] for a in bob['answers']] == ['?']
+  assert ada['answers'][0]['trial'] == reading_lib.rater_order(test, 'ada')[0]
+  assert ada['instruction'] == 'forced' and ada['test_hash'] == test.hash
+  assert _get_json(url + 'api/start?rater=ada')[1]['answered'] == 1  # resumes
 
 
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
