@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -49,3 +50,27 @@ def smoke_workdir(tmp_path_factory) -> pathlib.Path:
   models (classifier, diffusion) train once and compiled programs are cached once
   (`<workdir>/cache/jax`); each experiment writes its own folder in it."""
   return tmp_path_factory.mktemp('smoke_workdir')
+
+
+CHROMIUM = shutil.which('chromium')
+CHROMEDRIVER = shutil.which('chromedriver')
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason='needs Debian chromium and chromium-driver (.ci/run installs them)')
+
+
+@pytest.fixture
+def browser(tmp_path):
+  """Headless Debian Chromium under Selenium, with nothing reaching the network."""
+  from selenium import webdriver  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
+
+  options = webdriver.ChromeOptions()
+  options.binary_location = CHROMIUM
+  for flag in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+               '--disable-background-networking', '--disable-component-update',
+               '--disable-sync', '--no-first-run', f'--user-data-dir={tmp_path / "profile"}'):
+    options.add_argument(flag)
+  driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+  yield driver
+  driver.quit()

@@ -1,7 +1,6 @@
 """The gallery page: built from a pairs file, then driven in a real headless browser."""
 
 import pathlib
-import shutil
 import time
 
 import numpy as np
@@ -11,9 +10,7 @@ from experiments import gallery as gallery_experiment
 from flipnum_jax import gallery
 from flipnum_jax import io
 from flipnum_jax.errors import ConfigError
-
-CHROMIUM = shutil.which('chromium')
-CHROMEDRIVER = shutil.which('chromedriver')
+from tests.conftest import needs_chromium
 
 
 @pytest.fixture
@@ -39,43 +36,32 @@ def test_missing_pairs_output_is_a_clear_error(tmp_path):
     gallery.run_experiment(gallery_experiment.get_config(), str(tmp_path), None, 'gallery')
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                    reason='needs Debian chromium and chromium-driver (.ci/run installs them)')
-def test_page_in_headless_chromium_loads_images_and_turns_a_clicked_cell(page, tmp_path):
-  from selenium import webdriver  # pylint: disable=g-import-not-at-top
-  from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
+@needs_chromium
+def test_page_in_headless_chromium_loads_images_and_turns_a_clicked_cell(page, tmp_path,
+                                                                        browser):
   from selenium.webdriver.common.action_chains import ActionChains  # pylint: disable=g-import-not-at-top
   from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
 
-  options = webdriver.ChromeOptions()
-  options.binary_location = CHROMIUM
-  for flag in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-               '--disable-background-networking', '--disable-component-update',
-               '--disable-sync', '--no-first-run', f'--user-data-dir={tmp_path / "profile"}'):
-    options.add_argument(flag)
-  driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-  try:
-    driver.set_window_size(1000, 1000)
-    driver.get(page.as_uri())
-    assert driver.execute_script('return document.images.length') == 120
-    assert driver.execute_script(
-        'return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)')
-    transform = "return getComputedStyle(document.querySelectorAll('.cell img')[37]).transform"
-    assert driver.execute_script(transform) == 'none'
-    cell = driver.find_elements(By.CSS_SELECTOR, '.cell')[37]
-    cell.click()
-    # Move the pointer away so that only the click, not hover, keeps the cell turned.
-    ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, 'h1')).perform()
-    time.sleep(0.8)  # the turn is a 0.4 s transition
-    assert 'turned' in cell.get_attribute('class')
-    matrix = driver.execute_script(transform)  # rotate(180deg) = matrix(-1, ~0, ~0, -1, 0, 0)
-    a, b, c, d = (float(v) for v in matrix[len('matrix('):-1].split(',')[:4])
-    assert a == pytest.approx(-1) and d == pytest.approx(-1) and abs(b) < 1e-6
-    screenshot = tmp_path / 'gallery.png'
-    assert driver.save_screenshot(str(screenshot))
-    assert screenshot.read_bytes().startswith(b'\x89PNG')
-  finally:
-    driver.quit()
+  driver = browser
+  driver.set_window_size(1000, 1000)
+  driver.get(page.as_uri())
+  assert driver.execute_script('return document.images.length') == 120
+  assert driver.execute_script(
+      'return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)')
+  transform = "return getComputedStyle(document.querySelectorAll('.cell img')[37]).transform"
+  assert driver.execute_script(transform) == 'none'
+  cell = driver.find_elements(By.CSS_SELECTOR, '.cell')[37]
+  cell.click()
+  # Move the pointer away so that only the click, not hover, keeps the cell turned.
+  ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, 'h1')).perform()
+  time.sleep(0.8)  # the turn is a 0.4 s transition
+  assert 'turned' in cell.get_attribute('class')
+  matrix = driver.execute_script(transform)  # rotate(180deg) = matrix(-1, ~0, ~0, -1, 0, 0)
+  a, b, c, d = (float(v) for v in matrix[len('matrix('):-1].split(',')[:4])
+  assert a == pytest.approx(-1) and d == pytest.approx(-1) and abs(b) < 1e-6
+  screenshot = tmp_path / 'gallery.png'
+  assert driver.save_screenshot(str(screenshot))
+  assert screenshot.read_bytes().startswith(b'\x89PNG')
 
 
 def test_page_shows_the_blind_readers_first_when_evaluate_scored_readings():

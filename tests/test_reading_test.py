@@ -2,8 +2,6 @@
 in a real headless browser by a scripted rater."""
 
 import json
-import pathlib
-import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -17,10 +15,8 @@ from flipnum_jax import io
 from flipnum_jax import reading_test as reading_lib
 from flipnum_jax.errors import DataError
 from flipnum_jax.judges import readers
+from tests.conftest import needs_chromium
 from tests.test_run import assert_one_line_error, run_cli
-
-CHROMIUM = shutil.which('chromium')
-CHROMEDRIVER = shutil.which('chromedriver')
 
 
 def small_config(**overrides):
@@ -263,24 +259,15 @@ def test_each_rater_has_their_own_file_and_answers_come_in_order(server):
   assert _get_json(url + 'api/start?rater=ada')[1]['answered'] == 1  # resumes
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                    reason='needs Debian chromium and chromium-driver (.ci/run installs them)')
-def test_a_scripted_rater_reads_reloads_and_finishes_in_headless_chromium(server, tmp_path):
-  from selenium import webdriver  # pylint: disable=g-import-not-at-top
-  from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
+@needs_chromium
+def test_a_scripted_rater_reads_reloads_and_finishes_in_headless_chromium(server, browser):
   from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
   from selenium.webdriver.support.ui import WebDriverWait  # pylint: disable=g-import-not-at-top
 
   url, test_dir, test = server
   order = reading_lib.rater_order(test, 'ada')
   given = ['?' if n % 11 == 10 else str(n % 11) for n in range(len(order))]
-  options = webdriver.ChromeOptions()
-  options.binary_location = CHROMIUM
-  for flag in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-               '--disable-background-networking', '--disable-component-update',
-               '--disable-sync', '--no-first-run', f'--user-data-dir={tmp_path / "profile"}'):
-    options.add_argument(flag)
-  driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+  driver = browser
   wait = WebDriverWait(driver, 10)
 
   def progress(n):
@@ -294,28 +281,25 @@ def test_a_scripted_rater_reads_reloads_and_finishes_in_headless_chromium(server
       driver.find_element(By.CSS_SELECTOR, f'#answers button[data-answer="{given[n]}"]').click()
     progress(n + 1)
 
-  try:
-    driver.get(url)
-    driver.find_element(By.ID, 'rater').send_keys('ada')
-    driver.find_element(By.ID, 'begin').click()
-    progress(0)
-    assert driver.find_element(By.ID, 'instruction').text == reading_lib.INSTRUCTIONS['forced']
-    shown = driver.find_element(By.ID, 'view').get_attribute('src')
-    assert shown == gallery.png_data_uri(test.images[order[0]])  # the rater's own order
-    for n in range(12):
-      answer(n)
-    driver.refresh()  # a reload resumes where the rater stopped
-    progress(12)
-    assert driver.find_element(By.ID, 'view').get_attribute('src') == \
-        gallery.png_data_uri(test.images[order[12]])
-    for n in range(12, len(order)):
-      answer(n)
-    assert driver.find_element(By.ID, 'done').is_displayed()
-    assert driver.execute_script("return document.getElementById('fill').style.width") == '100%'
-    text = driver.page_source
-    assert 'src="http' not in text and 'href="http' not in text  # nothing from the network
-  finally:
-    driver.quit()
+  driver.get(url)
+  driver.find_element(By.ID, 'rater').send_keys('ada')
+  driver.find_element(By.ID, 'begin').click()
+  progress(0)
+  assert driver.find_element(By.ID, 'instruction').text == reading_lib.INSTRUCTIONS['forced']
+  shown = driver.find_element(By.ID, 'view').get_attribute('src')
+  assert shown == gallery.png_data_uri(test.images[order[0]])  # the rater's own order
+  for n in range(12):
+    answer(n)
+  driver.refresh()  # a reload resumes where the rater stopped
+  progress(12)
+  assert driver.find_element(By.ID, 'view').get_attribute('src') == \
+      gallery.png_data_uri(test.images[order[12]])
+  for n in range(12, len(order)):
+    answer(n)
+  assert driver.find_element(By.ID, 'done').is_displayed()
+  assert driver.execute_script("return document.getElementById('fill').style.width") == '100%'
+  text = driver.page_source
+  assert 'src="http' not in text and 'href="http' not in text  # nothing from the network
 
   saved = json.loads((test_dir / 'readings' / 'ada.json').read_text())
   assert [a['answer'] for a in saved['answers']] == given
