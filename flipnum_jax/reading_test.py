@@ -53,8 +53,13 @@ INSTRUCTIONS = {
 CANT_TELL = 10  # the answer code of "can't tell" ('?'); 0–9 are the digits
 UNANSWERED = -1
 REAL_CONTROL = -1  # `source` of a real-digit control trial
-CATCH = -2  # `source` of a catch trial; its `digit` is NOT_A_DIGIT
-NOT_A_DIGIT = -1
+NOISE = -2  # `source` of a catch trial of uniform noise
+OVERLAY = -3  # `source` of a catch trial of two real digits drawn over each other
+NOT_A_DIGIT = -1  # the `digit` of both kinds of catch trial
+# The catch trials whose right answer is "can't tell" under each instruction. Under
+# `forced` a reader names the digit an image most looks like, and two digits drawn
+# over each other do look like a digit (either one): only noise is then a catch.
+CANT_TELL_CATCHES = {'forced': (NOISE,), 'confident': (NOISE, OVERLAY)}
 _RATER_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]{0,39}')
 
 
@@ -63,7 +68,7 @@ class Test:
   """The trials of a reading test and their key (all arrays of length T).
 
   images: the view as shown, float32 (T, 28, 28), 1 = ink. source: the input's
-  index, or REAL_CONTROL / CATCH. item: the image's index in its input (or control
+  index, or REAL_CONTROL / NOISE / OVERLAY. item: the image's index in its input (or control
   set). view: 0 upright, 1 turned. digit: what a reader should answer, NOT_A_DIGIT
   for catch trials. inputs: per input, its name, path, images hash and pairs. seed:
   with each rater's name, it orders that rater's trials.
@@ -111,7 +116,7 @@ def check_instruction(instruction: str) -> str:
 
 
 def catch_images(mnist: data.Mnist, rng: np.random.Generator, noise: int,
-                 overlays: int) -> np.ndarray:
+                 overlays: int) -> tuple[np.ndarray, np.ndarray]:
   """Catch trials: uniform noise, and a real digit with another real digit turned
   180° and shifted drawn over it (the max of the two inks): neither is one digit."""
   test = data.to_float(mnist.test_images)
@@ -120,8 +125,8 @@ def catch_images(mnist: data.Mnist, rng: np.random.Generator, noise: int,
   shifts = rng.integers(-3, 4, (overlays, 2))
   turned = np.stack([np.roll(test[j, ::-1, ::-1], tuple(s), (0, 1))
                      for j, s in zip(second, shifts)]) if overlays else np.zeros((0, 28, 28))
-  return np.concatenate([rng.random((noise, 28, 28)),
-                         np.maximum(test[first], turned)]).astype(np.float32)
+  return (rng.random((noise, 28, 28)).astype(np.float32),
+          np.maximum(test[first], turned).astype(np.float32))
 
 
 def real_controls(mnist: data.Mnist, rng: np.random.Generator,
@@ -151,9 +156,10 @@ def build_test(inputs: dict[str, tuple[np.ndarray, np.ndarray, str]], mnist: dat
   real_images, real_labels = real_controls(mnist, rng, config.real_digits)
   parts.append((real_images, np.full(len(real_labels), REAL_CONTROL),
                 np.arange(len(real_labels)), np.zeros(len(real_labels)), real_labels))
-  catches = catch_images(mnist, rng, config.noise_catch, config.overlay_catch)
-  parts.append((catches, np.full(len(catches), CATCH), np.arange(len(catches)),
-                np.zeros(len(catches)), np.full(len(catches), NOT_A_DIGIT)))
+  for kind, catches in zip((NOISE, OVERLAY), catch_images(
+      mnist, rng, config.noise_catch, config.overlay_catch)):
+    parts.append((catches, np.full(len(catches), kind), np.arange(len(catches)),
+                  np.zeros(len(catches)), np.full(len(catches), NOT_A_DIGIT)))
   images, source, item, view, digit = (np.concatenate(column) for column in zip(*parts))
   return Test(images.astype(np.float32), source.astype(np.int64), item.astype(np.int64),
               view.astype(np.int64), digit.astype(np.int64), tuple(described), config.seed)
@@ -556,10 +562,10 @@ def prepare(config: ml_collections.ConfigDict, workdir: str, data_dir: str | Non
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                    data_dir: str | None, name: str) -> None:
   test_dir, test = prepare(config, workdir, data_dir, name)
-  counts = np.bincount(np.where(test.source >= 0, 0, -test.source), minlength=3)
+  counts = np.bincount(np.where(test.source >= 0, 0, -test.source), minlength=4)
   print(f'{name}: {len(test.images)} views ({counts[0]} from {len(test.inputs)} inputs, '
-        f'{counts[1]} real digits, {counts[2]} catch trials), test {test.hash[:16]}, '
-        f'instruction {config.instruction}')
+        f'{counts[1]} real digits, {counts[2]} noise and {counts[3]} overlay catch '
+        f'trials), test {test.hash[:16]}, instruction {config.instruction}')
   if config.format == 'sheets':
     print(f'give each rater only sheets/<rater>/, then save the filled-in answers.txt as '
           f'{test_dir}/readings/<rater>.txt and run evaluate --config.readings={test_dir}')

@@ -252,12 +252,12 @@ def test_evaluate_leads_with_the_blind_readers_beside_the_panel(smoke_panel, mni
   test_dir = tmp_path / 'reading_test'
   test = reading_lib.load_test(test_dir)
   # Three raters answer every view with its digit ('?' on catch trials), except:
-  # r0 and r1 miss 3 upright; r2 misses 7 turned; r2 also calls a catch trial a 4.
+  # r0 and r1 miss 3 upright; r2 misses 7 turned; r2 also calls noise a 4.
   (test_dir / 'readings').mkdir()
   mine = {(v, i): t for t, (s, i, v) in
           enumerate(zip(test.source, test.item, test.view)) if s == 0}
   misses = {'r0': {mine[0, 0]}, 'r1': {mine[0, 0]}, 'r2': {mine[1, 0]}}
-  catch = int(np.flatnonzero(test.source == reading_lib.CATCH)[0])
+  catch = int(np.flatnonzero(test.source == reading_lib.NOISE)[0])
   for rater in ('r0', 'r1', 'r2'):
     header = (test_dir / 'sheets' / rater / 'answers.txt').read_text().splitlines()[:4]
     order = reading_lib.rater_order(test, rater)
@@ -277,7 +277,8 @@ def test_evaluate_leads_with_the_blind_readers_beside_the_panel(smoke_panel, mni
   assert set(evaluation['inputs']) == {'mine', 'control: natural flips', 'control: noise'}
   forced = evaluation['readers']['instructions']['forced']
   assert forced['majority_of'] == ['r0', 'r1', 'r2']
-  assert forced['raters']['r2']['catch_called_digit'] == pytest.approx(1 / 4)
+  assert forced['raters']['r2']['catch_called_digit'] == pytest.approx(1 / 2)  # 2 noise
+  assert forced['raters']['r2']['noise_called_digit'] == pytest.approx(1 / 2)
   read = forced['inputs']['mine']
   # 3 upright is missed by 2 of 3 (no majority); 7 turned by 1 of 3 (still read).
   assert read['both_ways_pairs'] == [[6, 9], [0, 0], [2, 5]]

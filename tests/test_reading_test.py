@@ -48,7 +48,8 @@ def test_trials_are_both_views_of_every_input_plus_controls(small_test):
   np.testing.assert_array_equal(test.images[mine][3:], images[:, ::-1, ::-1])  # turned
   real = test.source == reading_lib.REAL_CONTROL
   assert sorted(np.bincount(test.digit[real])) == [2] * 10  # every digit twice
-  assert np.all(test.digit[test.source == reading_lib.CATCH] == reading_lib.NOT_A_DIGIT)
+  catches = np.isin(test.source, (reading_lib.NOISE, reading_lib.OVERLAY))
+  assert catches.sum() == 4 and np.all(test.digit[catches] == reading_lib.NOT_A_DIGIT)
   # Saved and loaded, the test is the same; its hash names its images.
   loaded = reading_lib.load_test(test_dir)
   assert loaded.hash == test.hash
@@ -118,7 +119,8 @@ def test_scoring_majority_ties_flags_and_pairs(small_test):
   half[mine[[0, 3]]] = 5  # misreads both views of (3, 7)
   bad = truth.copy()
   bad[test.source == reading_lib.REAL_CONTROL] = 1  # fails the real digits: flagged
-  scored = readers.score_instruction(readings_of(test, good, half, bad), test, 0.9, 0.5)
+  scored = readers.score_instruction(readings_of(test, good, half, bad), test, 'forced',
+                                     0.9, 0.5)
   assert scored['raters']['r2']['flagged'] and not scored['raters']['r0']['flagged']
   assert scored['majority_of'] == ['r0', 'r1']
   # Two raters left: a view is read only when both read it (1 of 2 is a tie).
@@ -133,10 +135,21 @@ def test_scoring_majority_ties_flags_and_pairs(small_test):
   digits_everywhere = np.where(truth == reading_lib.CANT_TELL, 4, truth)
   unfinished = truth.copy()
   unfinished[-1] = reading_lib.UNANSWERED
-  flags = readers.score_instruction(readings_of(test, digits_everywhere, unfinished),
-                                    test, 0.9, 0.5)['raters']
-  assert flags['r0']['flagged'] and 'catch' in flags['r0']['flags'][0]
-  assert flags['r1']['flagged'] and 'answered 29 of 30' in flags['r1']['flags'][0]
+  overlays_as_digits = np.where(test.source == reading_lib.OVERLAY, 8, truth)
+  rows = (digits_everywhere, unfinished, overlays_as_digits)
+  forced = readers.score_instruction(readings_of(test, *rows), test, 'forced', 0.9,
+                                     0.5)['raters']
+  assert forced['r0']['flagged'] and 'catch' in forced['r0']['flags'][0]
+  assert forced['r1']['flagged'] and 'answered 29 of 30' in forced['r1']['flags'][0]
+  # Two digits drawn over each other may look like a digit when the reader must name
+  # the one it most looks like; not when they name only what they read confidently.
+  assert not forced['r2']['flagged'] and forced['r2']['overlay_called_digit'] == 1.0
+  confident = readers.score_instruction(readings_of(test, *rows, instruction='confident'),
+                                        test, 'confident', 0.9, 0.5)['raters']
+  assert forced['r2']['catch_called_digit'] == 0.0  # the noise it left '?'
+  assert confident['r2']['catch_called_digit'] == 0.5  # 2 overlays of 2 noise + 2 overlays
+  assert not confident['r2']['flagged']  # half is not most
+  assert confident['r0']['flagged'] and confident['r0']['catch_called_digit'] == 1.0
 
 
 def test_fleiss_kappa_matches_a_hand_computation():

@@ -204,13 +204,20 @@ def readers_tables(reader_results: dict[str, Any]) -> list[str]:
                          _percent(r['panel'] and r['panel']['both']), kappa]))
   input_names = list(next(iter(instructions.values()))['inputs'])
   lines += ['', '### Raters', '',
+            f"A rater is flagged, and left out of the majority, who reads under "
+            f"{_percent(reader_results['min_real_accuracy'])} of the real digits, calls "
+            f"more than {_percent(reader_results['max_catch_digits'])} of the catch trials "
+            'digits (noise; under `confident` also two digits drawn over each other, which '
+            'under `forced` may fairly look like a digit), or leaves views unanswered.', '',
             _row(['rater', 'instruction', 'form', 'answered', 'real digits',
-                  'catch called a digit', *[f'{n}: both ways' for n in input_names],
-                  'flagged']), _row(['---'] * (len(input_names) + 7))]
+                  'noise called a digit', 'two digits overlaid called a digit',
+                  *[f'{n}: both ways' for n in input_names], 'flagged']),
+            _row(['---'] * (len(input_names) + 8))]
   for instruction, scored in instructions.items():
     for rater, r in scored['raters'].items():
       lines.append(_row([rater, instruction, r['form'], r['answered'],
-                         _percent(r['real_accuracy']), _percent(r['catch_called_digit']),
+                         _percent(r['real_accuracy']), _percent(r['noise_called_digit']),
+                         _percent(r['overlay_called_digit']),
                          *[_percent(i['both']) for i in r['inputs'].values()],
                          '; '.join(r['flags']) or 'no']))
   tests = [(instruction, t) for instruction, scored in instructions.items()

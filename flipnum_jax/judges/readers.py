@@ -2,10 +2,11 @@
 
 Per instruction (readers under `forced` and `confident` are never pooled):
 - each rater's controls: the share of real digits read as their label, and the share
-  of catch trials (noise, two digits overlaid) called a digit. A rater under
-  `min_real_accuracy` on real digits, who calls more than `max_catch_digits` of the
-  catch trials digits, or who left trials unanswered, is flagged and left out of the
-  majority;
+  of catch trials called a digit — noise, and two digits overlaid, apart. A rater
+  under `min_real_accuracy` on real digits, who calls more than `max_catch_digits` of
+  the instruction's catch trials digits (`reading_test.CANT_TELL_CATCHES`: noise under
+  `forced`, both kinds under `confident`), or who left trials unanswered, is flagged
+  and left out of the majority;
 - the majority: a view is read when more than half of the unflagged raters answer
   its digit (a tie is not a majority);
 - per input: views read upright and turned, pairs read both ways with a 95% Wilson
@@ -26,14 +27,22 @@ from statsmodels.stats import proportion
 from flipnum_jax import reading_test as reading_lib
 
 
-def rater_controls(answers: np.ndarray, test: reading_lib.Test, min_real_accuracy: float,
-                   max_catch_digits: float) -> dict[str, Any]:
+def called_digit(answers: np.ndarray, trials: np.ndarray) -> float:
+  """The share of `trials` (a boolean mask) answered with a digit; 0 when none."""
+  return float(np.mean((answers[trials] >= 0) & (answers[trials] <= 9))) if trials.any() else 0.0
+
+
+def catch_trials(test: reading_lib.Test, instruction: str) -> np.ndarray:
+  """The trials whose right answer is "can't tell" under `instruction`."""
+  return np.isin(test.source, reading_lib.CANT_TELL_CATCHES[instruction])
+
+
+def rater_controls(answers: np.ndarray, test: reading_lib.Test, instruction: str,
+                   min_real_accuracy: float, max_catch_digits: float) -> dict[str, Any]:
   """One rater's answers (T,) on the controls, and whether they are flagged."""
   real = test.source == reading_lib.REAL_CONTROL
-  catch = test.source == reading_lib.CATCH
   real_accuracy = float(np.mean(answers[real] == test.digit[real]))
-  catch_digits = float(np.mean((answers[catch] >= 0) & (answers[catch] <= 9))) \
-      if catch.any() else 0.0
+  catch_digits = called_digit(answers, catch_trials(test, instruction))
   answered = int(np.sum(answers != reading_lib.UNANSWERED))
   reasons = []
   if answered < len(answers):
@@ -43,7 +52,10 @@ def rater_controls(answers: np.ndarray, test: reading_lib.Test, min_real_accurac
   if catch_digits > max_catch_digits:
     reasons.append(f'called {100 * catch_digits:.0f}% of catch trials digits')
   return {'answered': answered, 'real_accuracy': real_accuracy,
-          'catch_called_digit': catch_digits, 'flagged': bool(reasons), 'flags': reasons}
+          'catch_called_digit': catch_digits,
+          'noise_called_digit': called_digit(answers, test.source == reading_lib.NOISE),
+          'overlay_called_digit': called_digit(answers, test.source == reading_lib.OVERLAY),
+          'flagged': bool(reasons), 'flags': reasons}
 
 
 def majority_correct(correct: np.ndarray) -> np.ndarray:
@@ -94,7 +106,8 @@ def mcnemar(first: np.ndarray, second: np.ndarray) -> dict[str, Any]:
 
 
 def score_instruction(readings: list[reading_lib.Readings], test: reading_lib.Test,
-                      min_real_accuracy: float, max_catch_digits: float) -> dict[str, Any]:
+                      instruction: str, min_real_accuracy: float,
+                      max_catch_digits: float) -> dict[str, Any]:
   """Everything evaluation.json says of the raters under one instruction."""
   answers = np.stack([r.answers for r in readings])
   correct = answers == test.digit[None]
@@ -102,13 +115,14 @@ def score_instruction(readings: list[reading_lib.Readings], test: reading_lib.Te
   for r, reading in enumerate(readings):
     raters[reading.rater] = {
         'form': reading.form,
-        **rater_controls(reading.answers, test, min_real_accuracy, max_catch_digits),
+        **rater_controls(reading.answers, test, instruction, min_real_accuracy,
+                         max_catch_digits),
         'inputs': {d['name']: both_ways(input_views(correct[r], test, i), np.array(d['pairs']))
                    for i, d in enumerate(test.inputs)}}
   kept = np.array([not raters[r.rater]['flagged'] for r in readings])
   read = majority_correct(correct[kept])
   real = test.source == reading_lib.REAL_CONTROL
-  catch = test.source == reading_lib.CATCH
+  catch = catch_trials(test, instruction)
   majority_answers = answers[kept]
   catch_called = majority_correct((majority_answers[:, catch] >= 0)
                                   & (majority_answers[:, catch] <= 9))
@@ -144,9 +158,10 @@ def score(readings: list[reading_lib.Readings], test: reading_lib.Test,
   for reading in readings:
     by_instruction.setdefault(reading.instruction, []).append(reading)
   return {'test_hash': test.hash, 'trials': len(test.images),
+          'min_real_accuracy': min_real_accuracy, 'max_catch_digits': max_catch_digits,
           'inputs': {d['name']: d['images_sha256'] for d in test.inputs},
-          'instructions': {instruction: score_instruction(group, test, min_real_accuracy,
-                                                          max_catch_digits)
+          'instructions': {instruction: score_instruction(group, test, instruction,
+                                                          min_real_accuracy, max_catch_digits)
                            for instruction, group in sorted(by_instruction.items())}}
 
 
