@@ -10,9 +10,9 @@ one at a time in each rater's own order. `--config.instruction=forced` (default:
 digit it most looks like) or `confident` (only digits read without hesitation).
 Answers land in `<workdir>/reading_test/readings/`; score them with
 `python run.py --experiment=evaluate --config.readings=runs/reading_test`.
-Expected (README): on today's `pairs`, three blind readers' majority reads about half
-the pairs both ways under `forced` and far fewer under `confident`; real natural
-flips ≈ 90% under either. `reading_test:smoke`: 20 real digits, 4 catch trials.
+Expected (README, three blind readers per instruction): their majority reads `pairs`
+both ways on ≈ 58 of 100 pairs under `forced` and ≈ 14 under `confident`; the real
+natural flips on ≈ 95 and ≈ 84. `reading_test:smoke`: 20 real digits, 4 catch trials.
 """
 
 import ml_collections
@@ -24,7 +24,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.job = 'reading_test'
   config.inputs = ''  # comma-separated pairs.npz paths; '' = <workdir>/pairs/pairs.npz
-  config.natural_flips = True  # add the natural-flip control (100 real digits, 200 views)
+  # The natural-flip control: this many real 0, 1, 8, 6 and 9 each, both views (20:
+  # 200 views, the evaluate control's digits, so the panel stands beside; 0 = none;
+  # 4 makes a quicker test of 285 views with `pairs`).
+  config.natural_flips_per_digit = 20
   config.real_digits = 30  # real test digits, whose answer is their label
   config.noise_catch = 5  # uniform noise, whose answer is "can't tell"
   config.overlay_catch = 10  # two real digits drawn over each other, "can't tell"

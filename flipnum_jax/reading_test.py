@@ -210,10 +210,6 @@ def _answer_text(code: int) -> str:
 
 # --- the paper form ---------------------------------------------------------------
 
-def _font(size: int) -> ImageFont.ImageFont:
-  return ImageFont.load_default(size=size)
-
-
 def contact_sheet(views: np.ndarray, first_number: int, columns: int,
                   scale: int) -> Image.Image:
   """One sheet: the views (ink dark on white, each upscaled `scale`×) in a grid,
@@ -223,7 +219,7 @@ def contact_sheet(views: np.ndarray, first_number: int, columns: int,
   rows = -(-len(views) // columns)
   sheet = Image.new('L', (columns * cell_w + 16, rows * cell_h + 16), 255)
   draw = ImageDraw.Draw(sheet)
-  font = _font(22)
+  font = ImageFont.load_default(size=22)
   for k, view in enumerate(views):
     x, y = 16 + (k % columns) * cell_w, 8 + (k // columns) * cell_h
     draw.text((x, y), str(first_number + k), fill=0, font=font)
@@ -532,16 +528,17 @@ def prepare(config: ml_collections.ConfigDict, workdir: str, data_dir: str | Non
   if config.format == 'sheets' and not raters:
     raise ConfigError('sheets need rater names: --config.raters=NAME[,NAME…]')
   if min(config.real_digits, config.per_sheet, config.columns, config.scale) < 1 or \
-      min(config.noise_catch, config.overlay_catch) < 0:
+      min(config.noise_catch, config.overlay_catch, config.natural_flips_per_digit) < 0:
     raise ConfigError('real_digits, per_sheet, columns and scale must be positive, '
-                      'the catch counts not negative')
+                      'natural_flips_per_digit and the catch counts not negative')
   default = str(io.experiment_dir(workdir, 'pairs') / 'pairs.npz')
   inputs = {input_name: (*exchange.load_pairs_file(path), str(path))
             for input_name, path in exchange.named_paths(config.inputs or default,
                                                          'inputs').items()}
   mnist = data.load_mnist(data_dir)
-  if config.natural_flips:
-    inputs['control: natural flips'] = (*data.natural_flips(mnist), 'control')
+  if config.natural_flips_per_digit:
+    inputs['control: natural flips'] = (
+        *data.natural_flips(mnist, config.natural_flips_per_digit), 'control')
   test = build_test(inputs, mnist, config)
   test_dir = io.experiment_dir(workdir, name)
   if (test_dir / 'test.json').is_file():

@@ -21,7 +21,7 @@ from tests.test_run import assert_one_line_error, run_cli
 
 def small_config(**overrides):
   config = reading_experiment.get_config('smoke')
-  config.natural_flips = False
+  config.natural_flips_per_digit = 0
   config.port = 0
   config.update(overrides)
   return config
