@@ -72,6 +72,12 @@ def enable_compilation_cache(workdir: str) -> None:
 
 def run(name: str, config: ml_collections.ConfigDict, workdir: str,
         data_dir: str | None) -> None:
+  if config.job not in JOBS:
+    raise ConfigError(f'job {config.job!r} is not one of {", ".join(sorted(JOBS))}')
+  try:  # here, so that an unusable workdir is one line, not a traceback mid-run
+    pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f'cannot create --workdir {workdir} ({e.strerror})') from None
   enable_compilation_cache(workdir)
   importlib.import_module(JOBS[config.job]).run_experiment(config, workdir, data_dir, name)
 

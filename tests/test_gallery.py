@@ -84,3 +84,15 @@ def test_page_shows_the_blind_readers_first_when_evaluate_scored_readings():
   assert '<th>input</th><th>blind readers, forced</th><th>blind readers, confident</th>' in page
   assert '<td>pairs</td><td><b>2%</b></td><td><b>1%</b></td>' in page
   assert '<td>other</td><td>—</td><td>—</td>' in page
+
+
+def test_page_after_evaluate_judged_plain_samples_only():
+  """evaluation.json of `--config.samples=…` alone has no pairs inputs: the page
+  shows the grid without verdicts (it raised StopIteration)."""
+  grid = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing='ij'), -1).reshape(-1, 2)
+  guides = np.zeros((10, 28, 28), np.float32)
+  page = gallery.build_page('pairs', np.zeros((100, 28, 28), np.float32), grid, guides,
+                            guides, None, {'inputs': {}, 'samples': {'s': {}}, 'readers': None},
+                            None)
+  assert page.count('class="cell"') == 100 and 'judge panel' not in page
+  assert '<h2>Methods' not in page

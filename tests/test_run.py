@@ -55,12 +55,20 @@ def test_train_smoke_end_to_end(tmp_path, mnist_dir):
     (['--experiment=train', '--config.classifier.nope=1'], "no config key 'classifier.nope'"),
     (['--experiment=train', '--config.classifier.epochs=ten'], 'invalid literal'),
     (['--experiment=train', 'extra'], 'unexpected arguments'),
+    (['--experiment=train', '--config.job=x'], "job 'x' is not one of"),
     ([], '--experiment'),
 ])
 def test_bad_flags_are_one_line_errors(args, pattern, tmp_path):
   result = run_cli(*args, f'--workdir={tmp_path}')
   assert_one_line_error(result, pattern)
   assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_workdir_that_cannot_be_created_is_a_one_line_error(tmp_path):
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('not a folder')
+  result = run_cli('--experiment=train:smoke', f'--workdir={blocker}/runs')
+  assert_one_line_error(result, f'cannot create --workdir {blocker}/runs')
 
 
 def test_missing_and_corrupt_data_are_one_line_errors(tmp_path, mnist_dir):
