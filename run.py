@@ -51,7 +51,7 @@ def main(argv: list[str]) -> None:
     _fail(f'unexpected arguments: {" ".join(argv[1:])}')
   runner.quiet_library_logs()
   try:
-    runner.run(FLAGS.experiment.partition(':')[0], FLAGS.config, FLAGS.workdir,
+    runner.run(runner.output_name(FLAGS.experiment), FLAGS.config, FLAGS.workdir,
                FLAGS.data_dir)
   except FlipnumError as e:
     _fail(str(e))

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from flipnum_jax import data
+from flipnum_jax import exchange
 from flipnum_jax import io
 from flipnum_jax import pairs as pairs_lib
 from flipnum_jax.errors import ConfigError
@@ -52,19 +53,24 @@ def _read_json(path: pathlib.Path) -> dict | None:
   return json.loads(path.read_text()) if path.is_file() else None
 
 
-def build_page(name: str, images: np.ndarray, pairs: np.ndarray,
-               upright_guides: np.ndarray, rotated_guides: np.ndarray, scores: dict | None,
+def build_page(images: np.ndarray, pairs: np.ndarray, upright_guides: np.ndarray,
+               rotated_guides: np.ndarray, scores: dict | None,
                evaluation: dict | None, number_png: bytes | None) -> str:
-  """The gallery's HTML for the pairs file of experiment `name` (images a-major) and
-  what else exists."""
+  """The gallery's HTML for a pairs file (images a-major) and what else exists. The
+  verdicts of `evaluation` are shown for these images only (matched by their hash,
+  not by a name that another file may share)."""
   upright, rotated = np.unique(pairs[:, 0]), np.unique(pairs[:, 1])
   confidence = {(p['upright'], p['rotated']): p['min'] for p in (scores or {}).get('pairs', [])}
-  judged = (evaluation or {}).get('inputs', {}).get(name)
+  shown = exchange.images_hash(images)
+  judged = next((r for r in (evaluation or {}).get('inputs', {}).values()
+                 if r.get('images_sha256') == shown), None)
   readable = {tuple(p) for p in judged['panel_both_ways_pairs']} if judged else None
-  # Blind readers' majority, per instruction, for this input (when evaluate scored any).
-  instructions = ((evaluation or {}).get('readers') or {}).get('instructions', {})
-  read = {instruction: {tuple(p) for p in scored['inputs'][name]['both_ways_pairs']}
-          for instruction, scored in instructions.items() if name in scored['inputs']}
+  # Blind readers' majority, per instruction, on these images (when evaluate scored any).
+  reader_results = (evaluation or {}).get('readers') or {}
+  read_as = next((n for n, h in reader_results.get('inputs', {}).items() if h == shown), None)
+  instructions = reader_results.get('instructions', {})
+  read = {instruction: {tuple(p) for p in scored['inputs'][read_as]['both_ways_pairs']}
+          for instruction, scored in instructions.items() if read_as}
   index = {(int(a), int(b)): k for k, (a, b) in enumerate(pairs)}
   rows = ['<tr><td></td>' + ''.join(
       f'<th><div class="guide"><img alt="real {b}, turned" '
@@ -106,11 +112,13 @@ def build_page(name: str, images: np.ndarray, pairs: np.ndarray,
     reader_header = ''.join(f'<th>blind readers, {html.escape(i)}</th>' for i in instructions)
     lines = [f'<h2>Methods (both-ways rate)</h2><table class="methods"><tr><th>input</th>'
              f'{reader_header}<th>generator</th>{header}<th>panel</th></tr>']
+    read_names = {h: n for n, h in reader_results.get('inputs', {}).items()}
     for input_name, result in evaluation['inputs'].items():
       generator = result['generator']['both'] if result['generator'] else None
+      read_name = read_names.get(result.get('images_sha256'))  # the same images, read
       readers = ''.join(
-          f'<td><b>{100 * scored["inputs"][input_name]["both"]:.0f}%</b></td>'
-          if input_name in scored['inputs'] else '<td>—</td>' for scored in instructions.values())
+          f'<td><b>{100 * scored["inputs"][read_name]["both"]:.0f}%</b></td>'
+          if read_name else '<td>—</td>' for scored in instructions.values())
       cells = ''.join(f'<td>{100 * result["judges"][j]["both"]:.0f}%</td>' for j in judges)
       lines.append(f'<tr><td>{html.escape(input_name)}</td>{readers}<td>'
                    f'{"—" if generator is None else f"{100 * generator:.0f}%"}</td>{cells}'
@@ -134,7 +142,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   mnist = data.load_mnist(data_dir)
   number_png = io.experiment_dir(workdir, 'number') / 'number.png'
   page = build_page(
-      config.pairs_experiment, images, pairs, pairs_lib.real_examples(mnist, np.unique(pairs[:, 0])),
+      images, pairs, pairs_lib.real_examples(mnist, np.unique(pairs[:, 0])),
       pairs_lib.real_examples(mnist, np.unique(pairs[:, 1])),
       _read_json(source / 'scores.json'),
       _read_json(io.experiment_dir(workdir, 'evaluate') / 'evaluation.json'),

@@ -48,6 +48,14 @@ def load_config(spec: str) -> tuple[str, ml_collections.ConfigDict]:
   return name, module.get_config(variant)
 
 
+def output_name(spec: str) -> str:
+  """Where `name[:variant]` writes in the workdir: `name`, or `name/variant`, so that
+  a variant (a smoke run, say) never overwrites the plain run's outputs, which other
+  experiments read by default."""
+  name, _, variant = spec.partition(':')
+  return f'{name}/{variant}' if variant else name
+
+
 def has_key(config: ml_collections.ConfigDict, dotted_key: str) -> bool:
   """Whether `config` has the (possibly nested) key `a.b.c`."""
   node = config

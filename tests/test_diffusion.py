@@ -118,10 +118,10 @@ def test_smoke_diffusion_and_pairs_write_their_outputs(smoke_workdir, mnist_dir)
   result = run_cli('--experiment=diffusion:smoke', f'--workdir={smoke_workdir}',
                    env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
-  with np.load(smoke_workdir / 'diffusion/samples.npz') as npz:
+  with np.load(smoke_workdir / 'diffusion/smoke/samples.npz') as npz:
     assert npz['images'].shape == (20, 28, 28) and npz['images'].dtype == np.float32
     np.testing.assert_array_equal(npz['labels'], np.repeat(np.arange(10), 2))
-  assert (smoke_workdir / 'diffusion/samples.png').read_bytes().startswith(b'\x89PNG')
+  assert (smoke_workdir / 'diffusion/smoke/samples.png').read_bytes().startswith(b'\x89PNG')
   assert (smoke_workdir / 'models/diffusion_smoke/metrics.json').is_file()
 
   # pairs:smoke: the main job, guided by an open-set classifier (11 classes), with
@@ -133,7 +133,7 @@ def test_smoke_diffusion_and_pairs_write_their_outputs(smoke_workdir, mnist_dir)
   generator = smoke_workdir / 'models/classifier_smoke_open_set/config.json'
   assert json.loads(generator.read_text())['model']['num_classes'] == 11
   assert 'Drew 8 flip candidates' in result.stderr  # 4 pairs × 2 in one batch
-  with np.load(smoke_workdir / 'pairs/pairs.npz') as npz:
+  with np.load(smoke_workdir / 'pairs/smoke/pairs.npz') as npz:
     assert npz['images'].shape == (4, 28, 28)
     assert npz['pairs'].tolist() == [[3, 7], [3, 9], [6, 7], [6, 9]]
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import gallery as gallery_experiment
+from flipnum_jax import exchange
 from flipnum_jax import gallery
 from flipnum_jax import io
 from flipnum_jax.errors import ConfigError
@@ -68,14 +69,19 @@ def test_page_shows_the_blind_readers_first_when_evaluate_scored_readings():
   grid = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing='ij'), -1).reshape(-1, 2)
   images = np.zeros((100, 28, 28), np.float32)
   guides = np.zeros((10, 28, 28), np.float32)
+  shown, other = exchange.images_hash(images), exchange.images_hash(images + 0.5)
   panel = {'judges': {'knn': {'both': 0.5}}, 'generator': None, 'panel': {'both': 0.4},
-           'panel_both_ways_pairs': [[0, 0], [1, 2], [3, 4]]}
-  readers = {'instructions': {
-      'forced': {'inputs': {'pairs': {'both': 0.02, 'both_ways_pairs': [[1, 2], [6, 9]]}}},
-      'confident': {'inputs': {'pairs': {'both': 0.01, 'both_ways_pairs': [[6, 9]]}}}}}
-  page = gallery.build_page('pairs', images, grid, guides, guides, None,
-                            {'inputs': {'pairs': panel, 'other': panel}, 'readers': readers},
-                            None)
+           'panel_both_ways_pairs': [[0, 0], [1, 2], [3, 4]], 'images_sha256': shown}
+  # Another file's verdicts, listed first: the page must not show them on these images.
+  elsewhere = {**panel, 'panel_both_ways_pairs': [[5, 5]], 'images_sha256': other}
+  readers = {'inputs': {'other': other, 'pairs': shown}, 'instructions': {
+      'forced': {'inputs': {'other': {'both': 0.5, 'both_ways_pairs': [[5, 5]]},
+                            'pairs': {'both': 0.02, 'both_ways_pairs': [[1, 2], [6, 9]]}}},
+      'confident': {'inputs': {'other': {'both': 0.5, 'both_ways_pairs': [[5, 5]]},
+                               'pairs': {'both': 0.01, 'both_ways_pairs': [[6, 9]]}}}}}
+  page = gallery.build_page(images, grid, guides, guides, None,
+                            {'inputs': {'other': elsewhere, 'pairs': panel},
+                             'readers': readers}, None)
   assert page.count('title="blind readers, forced">f✓') == 2
   assert page.count('title="blind readers, forced">f✗') == 98
   assert page.count('title="blind readers, confident">c✓') == 1
@@ -83,7 +89,11 @@ def test_page_shows_the_blind_readers_first_when_evaluate_scored_readings():
   # The method table leads with the readers' columns; an input they did not read: —.
   assert '<th>input</th><th>blind readers, forced</th><th>blind readers, confident</th>' in page
   assert '<td>pairs</td><td><b>2%</b></td><td><b>1%</b></td>' in page
-  assert '<td>other</td><td>—</td><td>—</td>' in page
+  assert '<td>other</td><td><b>50%</b></td><td><b>50%</b></td>' in page
+  # Verdicts on other images are not shown on these.
+  no_match = gallery.build_page(images + 0.25, grid, guides, guides, None,
+                                {'inputs': {'pairs': panel}, 'readers': readers}, None)
+  assert 'title="judge panel"' not in no_match and 'title="blind readers' not in no_match
 
 
 def test_page_after_evaluate_judged_plain_samples_only():
@@ -91,7 +101,7 @@ def test_page_after_evaluate_judged_plain_samples_only():
   shows the grid without verdicts (it raised StopIteration)."""
   grid = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing='ij'), -1).reshape(-1, 2)
   guides = np.zeros((10, 28, 28), np.float32)
-  page = gallery.build_page('pairs', np.zeros((100, 28, 28), np.float32), grid, guides,
+  page = gallery.build_page(np.zeros((100, 28, 28), np.float32), grid, guides,
                             guides, None, {'inputs': {}, 'samples': {'s': {}}, 'readers': None},
                             None)
   assert page.count('class="cell"') == 100 and 'judge panel' not in page

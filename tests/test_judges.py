@@ -130,6 +130,21 @@ def smoke_panel(tmp_path_factory, mnist_dir):
   return workdir, config, panel_lib.load_panel(config, str(workdir), str(mnist_dir))
 
 
+def test_realism_of_more_samples_of_a_digit_than_half_the_test_set_holds(smoke_panel, mnist):
+  # 600 fives: the floor's two disjoint real samples cannot both have 600 (the test
+  # set holds 892 fives); realism scores 446 of them (it raised ValueError).
+  _, config, panel = smoke_panel
+  fives = data.to_float(mnist.test_images[mnist.test_labels == 5][:600])
+  result = metrics.realism(panel, config.frechet_judge, {'upright': (fives, np.full(600, 5))},
+                           mnist, 1, np.ones(10), 0)
+  assert result['samples'] == 600 and result['upright_frechet_samples'] == 892 // 2
+  assert np.isfinite(result['upright']) and np.isfinite(result['upright_floor'])
+  # Fewer than half: every image is scored, as before.
+  few = metrics.realism(panel, config.frechet_judge, {'upright': (fives[:50], np.full(50, 5))},
+                        mnist, 1, np.ones(10), 0)
+  assert few['upright_frechet_samples'] == 50
+
+
 def _panel_both(panel, images, pairs):
   votes = {name: metrics.view_correct(p, pairs)
            for name, p in panel_lib.view_probabilities(panel, images).items()}
@@ -197,7 +212,7 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
                    f'--config.samples={samples}', f'--workdir={workdir}',
                    env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-2000:]
-  out = workdir / 'evaluate'
+  out = workdir / 'evaluate' / 'smoke'
   evaluation = json.loads((out / 'evaluation.json').read_text())
   assert list(evaluation['inputs']) == ['blog_pairs', "blog_pairs'", 'control: natural flips',
                                         'control: noise']
@@ -249,7 +264,7 @@ def test_evaluate_leads_with_the_blind_readers_beside_the_panel(smoke_panel, mni
                    f'--config.inputs={tmp_path}/mine/pairs.npz', '--config.format=sheets',
                    '--config.raters=r0,r1,r2', env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-2000:]
-  test_dir = tmp_path / 'reading_test'
+  test_dir = tmp_path / 'reading_test' / 'smoke'
   test = reading_lib.load_test(test_dir)
   # Three raters answer every view with its digit ('?' on catch trials), except:
   # r0 and r1 miss 3 upright; r2 misses 7 turned; r2 also calls noise a 4.
@@ -272,7 +287,7 @@ def test_evaluate_leads_with_the_blind_readers_beside_the_panel(smoke_panel, mni
   result = run_cli('--experiment=evaluate:smoke', f'--workdir={workdir}',
                    f'--config.readings={test_dir}', env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-2000:]
-  evaluation = json.loads((workdir / 'evaluate' / 'evaluation.json').read_text())
+  evaluation = json.loads((workdir / 'evaluate' / 'smoke' / 'evaluation.json').read_text())
   # With readings and no inputs named, the panel judged the test's own input file.
   assert set(evaluation['inputs']) == {'mine', 'control: natural flips', 'control: noise'}
   forced = evaluation['readers']['instructions']['forced']
@@ -290,10 +305,10 @@ def test_evaluate_leads_with_the_blind_readers_beside_the_panel(smoke_panel, mni
   assert flips['panel']['input'] == 'control: natural flips'
   assert flips['panel']['both'] == evaluation['inputs']['control: natural flips']['panel']['both']
   assert read['panel']['input'] == 'mine'
-  report = (workdir / 'evaluate' / 'report.md').read_text()
+  report = (workdir / 'evaluate' / 'smoke' / 'report.md').read_text()
   assert report.index('## Blind readers') < report.index('## Both ways')
   assert '| mine | forced | 3 of 3 | 75% | 100% | **3 of 4** |' in report
   assert "Where readers and the panel disagree" in report
   assert '(<mine/readers_forced.png>)' in report
-  assert (workdir / 'evaluate' / 'mine' / 'readers_forced.png').read_bytes().startswith(b'\x89PNG')
+  assert (workdir / 'evaluate' / 'smoke' / 'mine' / 'readers_forced.png').read_bytes().startswith(b'\x89PNG')
   assert 'blind readers (forced, majority of 3) read 3 of 4 pairs both ways' in result.stdout

@@ -45,7 +45,7 @@ def test_number_smoke_writes_picture_arrays_and_animation(smoke_workdir, mnist_d
   result = run_cli('--experiment=number:smoke', '--config.upright=307',
                    '--config.rotated=281', f'--workdir={smoke_workdir}', env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
-  out = smoke_workdir / 'number'
+  out = smoke_workdir / 'number' / 'smoke'
   with np.load(out / 'number.npz') as npz:
     assert npz['pairs'].tolist() == [[3, 1], [0, 8], [7, 2]]
     assert npz['images'].shape == (3, 28, 28) and npz['images'].dtype == np.float32

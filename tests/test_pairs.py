@@ -36,7 +36,8 @@ def test_smoke_pairs_and_dreams_write_their_outputs(smoke_workdir, mnist_dir):
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'image-steps/s' in result.stderr and 'compile' in result.stderr
   assert 'Ascent of 8 images' in result.stderr  # 4 pairs × 2 candidates in one batch
-  out = smoke_workdir / 'pairs_ascent'
+  out = smoke_workdir / 'pairs_ascent' / 'smoke'
+  assert not (smoke_workdir / 'pairs_ascent' / 'pairs.npz').exists()  # the plain run's place
   with np.load(out / 'pairs.npz') as npz:
     assert set(npz.files) == {'images', 'pairs'}
     images, grid = npz['images'], npz['pairs']
@@ -56,11 +57,11 @@ def test_smoke_pairs_and_dreams_write_their_outputs(smoke_workdir, mnist_dir):
   result = run_cli('--experiment=dreams:smoke', f'--workdir={smoke_workdir}',
                    env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
-  with np.load(smoke_workdir / 'dreams/dreams.npz') as npz:
+  with np.load(smoke_workdir / 'dreams/smoke/dreams.npz') as npz:
     for key in ('class_means', 'from_noise', 'from_mean'):
       assert npz[key].shape == (10, 28, 28)
       assert npz[key].min() >= 0.0 and npz[key].max() <= 1.0
-  assert (smoke_workdir / 'dreams/dreams.png').read_bytes().startswith(b'\x89PNG')
+  assert (smoke_workdir / 'dreams/smoke/dreams.png').read_bytes().startswith(b'\x89PNG')
 
 
 @pytest.mark.parametrize('key, value, message', [  # ascent settings: test_ascent.py

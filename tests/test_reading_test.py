@@ -197,12 +197,12 @@ def test_bad_inputs_are_one_line_errors_and_overwrite_nothing(small_test, mnist_
   (test_dir / 'readings' / 'ada.json').write_text(json.dumps(
       {'rater': 'ada', 'instruction': 'forced', 'test_hash': 'f' * 64,
        'answers': [{'trial': 0, 'answer': '3'}]}))
-  (workdir / 'evaluate').mkdir()
-  (workdir / 'evaluate' / 'report.md').write_text('earlier report')
+  (workdir / 'evaluate' / 'smoke').mkdir(parents=True)
+  (workdir / 'evaluate' / 'smoke' / 'report.md').write_text('earlier report')
   result = run_cli('--experiment=evaluate:smoke', f'--workdir={workdir}',
                    f'--config.readings={test_dir}', env_data_dir=mnist_dir)
   assert_one_line_error(result, 'readings of other images')
-  assert (workdir / 'evaluate' / 'report.md').read_text() == 'earlier report'
+  assert (workdir / 'evaluate' / 'smoke' / 'report.md').read_text() == 'earlier report'
   assert not (workdir / 'models').exists()  # refused before any judge trained
   # A sheet answer for an image the test does not have.
   (test_dir / 'readings' / 'ada.json').unlink()

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from flipnum_jax import runner
 from tests.conftest import REPO
 
 
@@ -64,6 +65,11 @@ def test_bad_flags_are_one_line_errors(args, pattern, tmp_path):
   assert not any(tmp_path.iterdir())  # nothing written
 
 
+def test_a_variant_writes_beside_the_plain_run_never_over_it():
+  assert runner.output_name('pairs') == 'pairs'
+  assert runner.output_name('pairs:smoke') == 'pairs/smoke'
+
+
 def test_a_workdir_that_cannot_be_created_is_a_one_line_error(tmp_path):
   blocker = tmp_path / 'a_file'
   blocker.write_text('not a folder')
@@ -91,10 +97,10 @@ def test_bench_smoke_times_every_part_and_writes_its_json(tmp_path, mnist_dir):
                    '--config.first_grid=--experiment=blog_pairs:smoke',
                    env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
-  bench = json.loads((tmp_path / 'bench/bench.json').read_text())
+  bench = json.loads((tmp_path / 'bench/smoke/bench.json').read_text())
   # The timed first-grid runs use a workdir of their own: the user's outputs stay.
   assert not (tmp_path / 'blog_pairs').exists()
-  assert (tmp_path / 'bench/first_grid/blog_pairs/pairs.npz').is_file()
+  assert (tmp_path / 'bench/smoke/first_grid/blog_pairs/smoke/pairs.npz').is_file()
   assert min(bench['first_grid']['cold_cache_seconds'],
              bench['first_grid']['warm_cache_seconds']) > 0
   assert bench['environment']['jax'] and bench['environment']['device_count'] >= 1

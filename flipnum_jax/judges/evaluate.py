@@ -84,7 +84,8 @@ def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
   generator = metrics.generator_view(path) if path else None
   panel_rates = metrics.rates(verdict)
   result = {
-      'path': str(path) if path else None, 'pairs': len(pairs), 'judges': judges,
+      'path': str(path) if path else None, 'images_sha256': exchange.images_hash(images),
+      'pairs': len(pairs), 'judges': judges,
       'panel': panel_rates, 'majority': metrics.rates(metrics.panel_correct(correct)),
       'generator': generator,
       'gap_both': (generator['both'] - panel_rates['both']) if generator else None,

@@ -70,6 +70,21 @@ def class_matched_sample(rng: np.random.Generator, labels: np.ndarray,
   return chosen
 
 
+def floor_sized(rng: np.random.Generator, labels: np.ndarray,
+                real_labels: np.ndarray) -> np.ndarray:
+  """Indices of `labels` to score for realism: all of them, unless some digit has
+  more than half as many as the real digits hold — the floor needs two disjoint
+  class-matched real samples of the same size — in which case a random subset of
+  that digit's images of half the real count."""
+  counts = np.bincount(labels, minlength=10)
+  caps = np.bincount(real_labels, minlength=10) // 2
+  if np.all(counts <= caps):
+    return np.arange(len(labels))
+  return np.sort(np.concatenate([
+      rng.choice(np.flatnonzero(labels == d), min(counts[d], caps[d]), replace=False)
+      for d in range(10)]))
+
+
 def realism(panel: panel_lib.Panel, feature_judge: str,
             views: dict[str, tuple[np.ndarray, np.ndarray]], mnist: data.Mnist,
             floor_repeats: int, real_distances: np.ndarray, seed: int) -> dict[str, Any]:
@@ -84,12 +99,15 @@ def realism(panel: panel_lib.Panel, feature_judge: str,
             'samples': len(next(iter(views.values()))[0]),
             'real_nn_distance_p99': threshold}
   for view, (view_images, labels) in views.items():
-    real = class_matched_sample(rng, mnist.test_labels, labels)
-    result[view] = frechet.frechet_distance(features(view_images), features(test_images[real]))
+    scored = floor_sized(rng, labels, mnist.test_labels)
+    result[f'{view}_frechet_samples'] = len(scored)
+    real = class_matched_sample(rng, mnist.test_labels, labels[scored])
+    result[view] = frechet.frechet_distance(features(view_images[scored]),
+                                            features(test_images[real]))
     floors = []
     for _ in range(floor_repeats):
-      first = class_matched_sample(rng, mnist.test_labels, labels)
-      second = class_matched_sample(rng, mnist.test_labels, labels, exclude=first)
+      first = class_matched_sample(rng, mnist.test_labels, labels[scored])
+      second = class_matched_sample(rng, mnist.test_labels, labels[scored], exclude=first)
       floors.append(frechet.frechet_distance(features(test_images[first]),
                                              features(test_images[second])))
     result[f'{view}_floor'] = float(np.mean(floors))
