@@ -106,21 +106,26 @@ def _view_probs(graphdef: nnx.GraphDef, params: nnx.State,
 
 
 def pair_probabilities(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array,
-                       pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """p(a | x) and p(b | rot180 x) for each image and its pair (a, b)."""
+                       pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """p(a | x) and p(b | rot180 x) for each image and its pair (a, b), and (2, N)
+  whether a (row 0) and b (row 1) are the classifier's top class in their view —
+  the criterion the judges read by."""
   probs = np.asarray(_view_probs(graphdef, params, images))
   index = np.arange(len(pairs))
-  return probs[index, 0, pairs[:, 0]], probs[index, 1, pairs[:, 1]]
+  return (probs[index, 0, pairs[:, 0]], probs[index, 1, pairs[:, 1]],
+          probs.argmax(-1).T == pairs.T)
 
 
-def scores_summary(pairs: np.ndarray, p_upright: np.ndarray,
-                   p_rotated: np.ndarray) -> dict[str, Any]:
+def scores_summary(pairs: np.ndarray, p_upright: np.ndarray, p_rotated: np.ndarray,
+                   reads: np.ndarray) -> dict[str, Any]:
   minimum = np.minimum(p_upright, p_rotated)
   worst = int(np.argmin(minimum))
   return {
       'pairs': [{'upright': int(a), 'rotated': int(b), 'p_upright': float(pu),
-                 'p_rotated': float(pr), 'min': float(m)}
-                for (a, b), pu, pr, m in zip(pairs, p_upright, p_rotated, minimum)],
+                 'p_rotated': float(pr), 'min': float(m), 'reads_upright': bool(ru),
+                 'reads_rotated': bool(rr)}
+                for (a, b), pu, pr, m, ru, rr in zip(pairs, p_upright, p_rotated, minimum,
+                                                     reads[0], reads[1])],
       'mean_min_confidence': float(minimum.mean()),
       'worst_pair': [int(pairs[worst, 0]), int(pairs[worst, 1])],
   }
@@ -151,10 +156,11 @@ def select_best(scores: np.ndarray, candidates: int) -> np.ndarray:
 
 class Generated(NamedTuple):
   """The chosen image per pair, the generator's probabilities of both readings,
-  and the generation's timing."""
+  whether each reading is its top class ((2, N)), and the generation's timing."""
   images: np.ndarray
   p_upright: np.ndarray
   p_rotated: np.ndarray
+  reads: np.ndarray
   timing: dict[str, float]
 
 
@@ -223,15 +229,16 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray, workdir: str,
         config, candidate_pairs, graphdef, params, flip_objective(config.objective),
         workdir, data_dir)
     steps = config.sampler.steps
-  p_upright, p_rotated = pair_probabilities(graphdef, params, jnp.asarray(images),
-                                            candidate_pairs)
+  p_upright, p_rotated, reads = pair_probabilities(graphdef, params, jnp.asarray(images),
+                                                   candidate_pairs)
   scores = np.minimum(p_upright, p_rotated)
   if config.method == 'diffusion':
     scores = diffusion.candidate_scores(scores, errors, config.sampler.select)
   best = select_best(scores, config.candidates)
   timing_summary = {'compile_seconds': seconds.compile, 'run_seconds': seconds.run,
                     'image_steps_per_second': len(candidate_pairs) * steps / seconds.run}
-  return Generated(images[best], p_upright[best], p_rotated[best], timing_summary), mnist
+  return Generated(images[best], p_upright[best], p_rotated[best], reads[:, best],
+                   timing_summary), mnist
 
 
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,
@@ -241,7 +248,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   rotated = check_digits('rotated_digits', config.rotated_digits)
   pairs = all_pairs(upright, rotated)
   generated, mnist = generate(config, pairs, workdir, data_dir)
-  summary = scores_summary(pairs, generated.p_upright, generated.p_rotated)
+  summary = scores_summary(pairs, generated.p_upright, generated.p_rotated, generated.reads)
   summary['timing'] = generated.timing
   out_dir = io.experiment_dir(workdir, name)
   write_outputs(out_dir, name, generated.images, pairs, upright, rotated, summary, mnist)

@@ -145,6 +145,24 @@ def test_realism_of_more_samples_of_a_digit_than_half_the_test_set_holds(smoke_p
   assert few['upright_frechet_samples'] == 50
 
 
+def test_the_generator_is_counted_as_the_judges_are_by_its_top_class(tmp_path):
+  # A top class at p = 0.4 (the rest spread thin) reads the digit, as for the judges;
+  # p > ½ was the old, stricter criterion, so the gap compared two different things.
+  scores = [{'upright': 3, 'rotated': 7, 'p_upright': 0.4, 'p_rotated': 0.9, 'min': 0.4,
+             'reads_upright': True, 'reads_rotated': True},
+            {'upright': 6, 'rotated': 9, 'p_upright': 0.45, 'p_rotated': 0.2, 'min': 0.2,
+             'reads_upright': False, 'reads_rotated': False}]
+  io.write_json(tmp_path / 'scores.json', {'pairs': scores})
+  view = metrics.generator_view(tmp_path / 'pairs.npz')
+  assert (view['upright'], view['rotated'], view['both']) == (0.5, 0.5, 0.5)
+  assert view['mean_min_prob'] == pytest.approx(0.3)
+  # An older scores.json, without the top-class record: no generator view at all.
+  for p in scores:
+    del p['reads_upright'], p['reads_rotated']
+  io.write_json(tmp_path / 'scores.json', {'pairs': scores})
+  assert metrics.generator_view(tmp_path / 'pairs.npz') is None
+
+
 def _panel_both(panel, images, pairs):
   votes = {name: metrics.view_correct(p, pairs)
            for name, p in panel_lib.view_probabilities(panel, images).items()}

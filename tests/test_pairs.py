@@ -49,6 +49,10 @@ def test_smoke_pairs_and_dreams_write_their_outputs(smoke_workdir, mnist_dir):
   assert [[p['upright'], p['rotated']] for p in scores['pairs']] == grid.tolist()
   minimum = [p['min'] for p in scores['pairs']]
   assert all(m == min(p['p_upright'], p['p_rotated']) for m, p in zip(minimum, scores['pairs']))
+  for p in scores['pairs']:  # a probability above ½ is the top class; the reverse need not be
+    assert isinstance(p['reads_upright'], bool) and isinstance(p['reads_rotated'], bool)
+    assert p['reads_upright'] or p['p_upright'] <= 0.5
+    assert p['reads_rotated'] or p['p_rotated'] <= 0.5
   assert scores['mean_min_confidence'] == pytest.approx(np.mean(minimum))
   assert scores['worst_pair'] == grid[int(np.argmin(minimum))].tolist()
   for picture in ('grid.png', 'grid_rotated.png'):

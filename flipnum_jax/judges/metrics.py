@@ -43,15 +43,19 @@ def panel_correct(per_judge_correct: dict[str, np.ndarray],
 
 
 def generator_view(pairs_path: pathlib.Path) -> dict[str, float] | None:
-  """The generating classifier's own rates, from `scores.json` beside the file."""
+  """The generating classifier's own rates, from `scores.json` beside the file, by
+  the judges' criterion (the intended digit is its top class); None without a
+  scores.json that records it (files written before it did)."""
   scores_path = pairs_path.parent / 'scores.json'
   if not scores_path.is_file():
     return None
   scores = json.loads(scores_path.read_text())['pairs']
+  if not all('reads_upright' in p and 'reads_rotated' in p for p in scores):
+    return None
   upright = np.array([p['p_upright'] for p in scores])
   rotated = np.array([p['p_rotated'] for p in scores])
-  # Probability above ½ means the generator's top class is the intended one.
-  result = rates(np.stack([upright > 0.5, rotated > 0.5]))
+  result = rates(np.stack([[p['reads_upright'] for p in scores],
+                           [p['reads_rotated'] for p in scores]]))
   result['mean_min_prob'] = float(np.minimum(upright, rotated).mean())
   return result
 
