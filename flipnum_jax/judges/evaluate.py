@@ -313,7 +313,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   for input_name, (images, pairs, path) in inputs.items():
     results[input_name], verdict, min_prob = evaluate_input(
         panel, config, images, pairs, path, mnist, real_distances)
-    verdicts[exchange.images_hash(images)] = (input_name, verdict)
+    verdicts[results[input_name]['images_sha256']] = (input_name, verdict)
     if path:
       plots.readable_heatmap(out_dir / input_name / 'readable.png', pairs,
                              verdict[0] & verdict[1], min_prob,

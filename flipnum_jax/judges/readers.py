@@ -27,9 +27,14 @@ from statsmodels.stats import proportion
 from flipnum_jax import reading_test as reading_lib
 
 
+def is_digit(answers: np.ndarray) -> np.ndarray:
+  """Which answers name a digit (not "can't tell", not unanswered)."""
+  return (answers >= 0) & (answers <= 9)
+
+
 def called_digit(answers: np.ndarray, trials: np.ndarray) -> float:
   """The share of `trials` (a boolean mask) answered with a digit; 0 when none."""
-  return float(np.mean((answers[trials] >= 0) & (answers[trials] <= 9))) if trials.any() else 0.0
+  return float(np.mean(is_digit(answers[trials]))) if trials.any() else 0.0
 
 
 def catch_trials(test: reading_lib.Test, instruction: str) -> np.ndarray:
@@ -111,21 +116,22 @@ def score_instruction(readings: list[reading_lib.Readings], test: reading_lib.Te
   """Everything evaluation.json says of the raters under one instruction."""
   answers = np.stack([r.answers for r in readings])
   correct = answers == test.digit[None]
+  # rater_views[r][i]: rater r's (2, N) verdicts on input i.
+  rater_views = [[input_views(c, test, i) for i in range(len(test.inputs))] for c in correct]
   raters = {}
-  for r, reading in enumerate(readings):
+  for reading, own_views in zip(readings, rater_views):
     raters[reading.rater] = {
         'form': reading.form,
         **rater_controls(reading.answers, test, instruction, min_real_accuracy,
                          max_catch_digits),
-        'inputs': {d['name']: both_ways(input_views(correct[r], test, i), np.array(d['pairs']))
-                   for i, d in enumerate(test.inputs)}}
+        'inputs': {d['name']: both_ways(v, np.array(d['pairs']))
+                   for d, v in zip(test.inputs, own_views)}}
   kept = np.array([not raters[r.rater]['flagged'] for r in readings])
   read = majority_correct(correct[kept])
   real = test.source == reading_lib.REAL_CONTROL
   catch = catch_trials(test, instruction)
   majority_answers = answers[kept]
-  catch_called = majority_correct((majority_answers[:, catch] >= 0)
-                                  & (majority_answers[:, catch] <= 9))
+  catch_called = majority_correct(is_digit(majority_answers[:, catch]))
   inputs = {}
   views = {}
   for i, described in enumerate(test.inputs):
@@ -134,7 +140,7 @@ def score_instruction(readings: list[reading_lib.Readings], test: reading_lib.Te
                                           np.array(described['pairs']))
     # Per pair, the share of the majority's raters who read it both ways (for the
     # heat-map: how close to the verdict each pair came).
-    each = [input_views(c, test, i) for c in correct[kept]]
+    each = [v[i] for v, k in zip(rater_views, kept) if k]
     inputs[described['name']]['raters_both_share'] = \
         np.mean([v[0] & v[1] for v in each], 0).tolist() if each else None
   paired = []
