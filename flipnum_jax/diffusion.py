@@ -254,10 +254,13 @@ def check_sampler(config: ml_collections.ConfigDict) -> None:
                       f'{config.classifier_weight}')
 
 
-def sampling_keys(seed: int) -> tuple[jax.Array, jax.Array]:
-  """The keys of the starting noise and of the sampler's steps."""
-  noise_key, step_key = jax.random.split(jax.random.key(seed))
-  return noise_key, step_key
+def sampling_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The keys of the starting noise, of the sampler's steps and of the candidates'
+  typicality check (`flip_denoising_error`), from one split so that no two share a
+  key. (The check's key was once `fold_in(step_key, 1)`, which with partitionable
+  threefry equals the second step's key, `split(step_key, steps)[1]`.)"""
+  noise_key, step_key, typicality_key = jax.random.split(jax.random.key(seed), 3)
+  return noise_key, step_key, typicality_key
 
 
 def draw(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, params: nnx.State,
@@ -266,7 +269,7 @@ def draw(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef, params: nnx.
   """`sample` for every row of `targets` (labels, or pairs), from noise seeded by
   config.seed, the batch split over all devices, compiled ahead of time and timed;
   `guided` are `sample`'s classifier-guidance arguments."""
-  noise_key, step_key = sampling_keys(config.seed)
+  noise_key, step_key, _ = sampling_keys(config.seed)
   noise, targets = sharding.shard_batch(
       jax.random.normal(noise_key, (len(targets), 28, 28)), jnp.asarray(targets))
   images, seconds = timing.compile_and_run(
@@ -301,7 +304,7 @@ def draw_flips(config: ml_collections.ConfigDict, pairs: np.ndarray,
   images, seconds = draw(config, graphdef, params, pairs, 'flip candidates',
                          classifier_params if weight else None, **guided)
   errors = flip_denoising_error(graphdef, params, images, jnp.asarray(pairs),
-                                jax.random.fold_in(sampling_keys(config.seed)[1], 1))
+                                sampling_keys(config.seed)[2])
   return np.asarray(images), np.asarray(errors), seconds
 
 

@@ -38,11 +38,11 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   targets = jnp.asarray(digits)
 
   rows = [('class mean', class_means)]
+  init_key, ascent_key = jax.random.split(jax.random.key(config.seed))
   for init in ('noise', 'mean'):
-    start = pairs.INITS[init](np.stack([digits, digits], 1), mnist,
-                              jax.random.key(config.seed))
+    start = pairs.INITS[init](np.stack([digits, digits], 1), mnist, init_key)
     result = ascent.timed_ascend(graphdef, params, start, targets,
-                                 jax.random.split(jax.random.key(config.seed), len(digits)),
+                                 jax.random.split(ascent_key, len(digits)),
                                  objective=objectives.digit_score,
                                  optimizer=optimizer, steps=config.ascent.steps)
     rows.append((f'ascent from {init}', np.asarray(result.images)))

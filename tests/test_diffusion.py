@@ -152,3 +152,10 @@ def test_committed_diffusion_model_loads_and_denoises_real_digits(mnist_dir):
                                       jax.random.key(0), 0.0)
   # Trained: ≈ 0.19 (an untrained network: ≈ 2, the variance of ε − x).
   assert float(loss) < 0.3
+
+
+def test_sampling_keys_share_no_key_with_the_sampler_steps():
+  noise_key, step_key, typicality_key = diffusion.sampling_keys(3)
+  used = [noise_key, typicality_key, *jax.random.split(step_key, 40)]
+  bits = [tuple(np.asarray(jax.random.key_data(k)).ravel()) for k in used]
+  assert len(set(bits)) == len(bits)

@@ -121,3 +121,17 @@ def test_overlay_negatives_relabel_a_share_of_the_batch_as_two_digits():
   for k in range(2):  # each overlay keeps its digit and adds a turned partner's ink
     assert bool(jnp.all(overlaid[k] >= images[k]))
     assert float(overlaid[k, 14:].sum()) > 0  # the turned bar lands in the bottom half
+
+
+def _key_bits(keys) -> list[tuple[int, ...]]:
+  return [tuple(np.asarray(jax.random.key_data(k)).ravel()) for k in keys]
+
+
+def test_step_keys_are_distinct_and_keep_the_old_three():
+  key = jax.random.key(5)
+  keys = train.step_keys(key)
+  assert set(keys) == set(train.STEP_KEY_USES)
+  assert len(set(_key_bits(keys.values()))) == len(keys)
+  # Models without overlays must train exactly as before: same three keys.
+  assert _key_bits([keys['affine'], keys['shift'], keys['attack']]) == _key_bits(
+      jax.random.split(key, 3))
