@@ -30,6 +30,7 @@ from flipnum_jax import data
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import objectives
+from flipnum_jax import views
 from flipnum_jax import plots
 from flipnum_jax import sharding
 from flipnum_jax import timing
@@ -163,9 +164,9 @@ def flip_velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
   (a, b) of `pairs` (N, 2); both views go through the network as one batch."""
   n = noisy.shape[0]
   v = guided_velocity(graphdef, params,
-                      jnp.concatenate([noisy, objectives.rot180(noisy)]), time,
+                      jnp.concatenate([noisy, views.rot180(noisy)]), time,
                       jnp.concatenate([pairs[:, 0], pairs[:, 1]]), guidance)
-  return 0.5 * (v[:n] + objectives.rot180(v[n:]))
+  return 0.5 * (v[:n] + views.rot180(v[n:]))
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'steps', 'guidance',
@@ -218,7 +219,7 @@ def flip_denoising_error(graphdef: nnx.GraphDef, params: nnx.State, images: jax.
   level). Low error means the view is a typical digit of its class to the model
   that drew it: a generator-side check of realism (the diffusion-classifier idea,
   Li et al. 2023), not a judge's."""
-  views = to_signal(jnp.concatenate([images, objectives.rot180(images)]))
+  views = to_signal(jnp.concatenate([images, views.rot180(images)]))
   labels = jnp.concatenate([pairs[:, 0], pairs[:, 1]])
   errors = []
   for level, noise_key in zip((0.3, 0.5, 0.7), jax.random.split(key, 3)):

@@ -1,4 +1,4 @@
-"""Pure objectives for image ascent: the 180° view, scores and regularizers.
+"""Pure objectives for image ascent and guidance: flip scores and regularizers.
 
 Every objective takes the classifier as (graphdef, params), one image (28, 28), its
 target and a random key (for objectives that sample transformations); `jax.vmap`
@@ -12,18 +12,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 from flipnum_jax import models
-
-
-def rot180(images: jax.Array) -> jax.Array:
-  """Turns images (..., 28, 28) by 180°: both spatial axes reversed."""
-  return jnp.flip(images, axis=(-2, -1))
+from flipnum_jax import views
 
 
 def view_log_probs(graphdef: nnx.GraphDef, params: nnx.State,
                    image: jax.Array) -> jax.Array:
   """Log-probabilities (2, classes) of `image` upright (row 0) and turned (row 1)."""
-  views = jnp.stack([image, rot180(image)])  # one forward pass for both views
-  return jax.nn.log_softmax(models.apply(graphdef, params, views))
+  both = jnp.stack([image, views.rot180(image)])  # one forward pass for both views
+  return jax.nn.log_softmax(models.apply(graphdef, params, both))
 
 
 def digit_score(graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array,
@@ -47,31 +43,6 @@ def gaussian_blur(image: jax.Array, sigma: float) -> jax.Array:
   kernel = kernel / kernel.sum()
   rows = jax.vmap(lambda r: jnp.convolve(r, kernel, mode='same'))(image)
   return jax.vmap(lambda c: jnp.convolve(c, kernel, mode='same'), 1, 1)(rows)
-
-
-def affine_warp(image: jax.Array, angle: jax.Array, scale: jax.Array,
-                shift: jax.Array) -> jax.Array:
-  """Rotates one image by `angle` (radians) about its centre, scales it by `scale`
-  and moves it by `shift` (rows, columns) pixels; bilinear, zeros outside."""
-  centre = (image.shape[0] - 1) / 2
-  rows, cols = jnp.meshgrid(jnp.arange(image.shape[0]) - centre,
-                            jnp.arange(image.shape[1]) - centre, indexing='ij')
-  # Each output pixel samples the input at the inverse-transformed position.
-  cos, sin = jnp.cos(angle) / scale, jnp.sin(angle) / scale
-  src_rows = cos * rows - sin * cols + centre + shift[0]
-  src_cols = sin * rows + cos * cols + centre + shift[1]
-  return jax.scipy.ndimage.map_coordinates(image, [src_rows, src_cols], order=1,
-                                           mode='constant', cval=0.0)
-
-
-def random_transform(key: jax.Array, image: jax.Array, jitter: float, degrees: float,
-                     scale_range: float) -> jax.Array:
-  """A random small rotation, scaling and sub-pixel shift of one image (bilinear)."""
-  angle_key, scale_key, shift_key = jax.random.split(key, 3)
-  angle = jnp.deg2rad(jax.random.uniform(angle_key, minval=-degrees, maxval=degrees))
-  scale = jax.random.uniform(scale_key, minval=1 - scale_range, maxval=1 + scale_range)
-  shift = jax.random.uniform(shift_key, (2,), minval=-jitter, maxval=jitter)
-  return affine_warp(image, angle, scale, shift)
 
 
 def crisp(image: jax.Array) -> jax.Array:
@@ -104,13 +75,13 @@ class FlipObjective(NamedTuple):
                   pair: jax.Array, key: jax.Array) -> jax.Array:
     """(2,): mean log p(a) upright and mean log p(b) turned, over transformations."""
     seen = crisp(image) if self.crisp else image
-    views = jnp.stack([seen, rot180(seen)])
+    both = jnp.stack([seen, views.rot180(seen)])
     if self.jitter or self.rotation_degrees or self.scale_range:
       keys = jax.random.split(key, 2 * self.samples)
-      views = jnp.repeat(views, self.samples, axis=0)
-      views = jax.vmap(random_transform, in_axes=(0, 0, None, None, None))(
-          keys, views, self.jitter, self.rotation_degrees, self.scale_range)
-    log_probs = jax.nn.log_softmax(models.apply(graphdef, params, views))
+      both = jnp.repeat(both, self.samples, axis=0)
+      both = jax.vmap(views.random_transform, in_axes=(0, 0, None, None, None))(
+          keys, both, self.jitter, self.rotation_degrees, self.scale_range)
+    log_probs = jax.nn.log_softmax(models.apply(graphdef, params, both))
     # (2·samples, classes) → per view, the mean over its transformed copies.
     log_probs = log_probs.reshape(2, -1, log_probs.shape[-1]).mean(1)
     return jnp.stack([log_probs[0, pair[0]], log_probs[1, pair[1]]])

@@ -16,33 +16,11 @@ from flipnum_jax import checkpoints
 from flipnum_jax import data
 from flipnum_jax import io
 from flipnum_jax import models
-from flipnum_jax import objectives
+from flipnum_jax import views
 from flipnum_jax.errors import ConfigError, TrainingError
 
 # Models whose name starts with this are judges: generators may not load them.
 JUDGE_PREFIX = 'judge_'
-
-
-def random_shift(key: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
-  """Moves each image (N, 28, 28) by its own random integer offset in ±max_shift."""
-  if max_shift == 0:
-    return images
-  n, height, width = images.shape
-  padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
-  offsets = jax.random.randint(key, (n, 2), 0, 2 * max_shift + 1)
-  crop = lambda image, offset: jax.lax.dynamic_slice(image, offset, (height, width))
-  return jax.vmap(crop)(padded, offsets)
-
-
-def random_affine(key: jax.Array, images: jax.Array, degrees: float,
-                  scale_range: float) -> jax.Array:
-  """Rotates each image by up to ±degrees and scales it by 1 ± scale_range."""
-  n = images.shape[0]
-  angle_key, scale_key = jax.random.split(key)
-  angles = jnp.deg2rad(jax.random.uniform(angle_key, (n,), minval=-degrees, maxval=degrees))
-  scales = jax.random.uniform(scale_key, (n,), minval=1 - scale_range, maxval=1 + scale_range)
-  warp = jax.vmap(objectives.affine_warp, in_axes=(0, 0, 0, None))
-  return warp(images, angles, scales, jnp.zeros(2))
 
 
 class Augmentation(NamedTuple):
@@ -71,7 +49,7 @@ def overlay_negatives(key: jax.Array, images: jax.Array, labels: jax.Array,
   (the brighter ink wins). A judge that learns this class tells a digit from a
   superposition of two, which a flip image can otherwise pass for."""
   count = int(round(fraction * images.shape[0]))
-  partners = random_shift(key, objectives.rot180(jnp.roll(images[:count], 1, axis=0)), 3)
+  partners = views.random_shift(key, views.rot180(jnp.roll(images[:count], 1, axis=0)), 3)
   overlays = jnp.maximum(images[:count], partners)
   return (images.at[:count].set(overlays),
           labels.at[:count].set(NOT_ONE_DIGIT))
@@ -133,9 +111,9 @@ def train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation,
     batch_images, batch_labels = overlay_negatives(
         keys['overlay'], batch_images, batch_labels, augmentation.overlay_fraction)
   if augmentation.rotation_degrees or augmentation.scale_range:
-    batch_images = random_affine(keys['affine'], batch_images,
+    batch_images = views.random_affine(keys['affine'], batch_images,
                                  augmentation.rotation_degrees, augmentation.scale_range)
-  batch_images = random_shift(keys['shift'], batch_images, augmentation.max_shift)
+  batch_images = views.random_shift(keys['shift'], batch_images, augmentation.max_shift)
   if augmentation.adversarial_step_ratio:
     batch_images = fgsm_random_start(graphdef, params, keys['attack'], batch_images,
                                      batch_labels, epsilon,

@@ -13,6 +13,7 @@ from flipnum_jax import data
 from flipnum_jax import diffusion
 from flipnum_jax import models
 from flipnum_jax import objectives
+from flipnum_jax import views
 from flipnum_jax import pairs
 from flipnum_jax.errors import ConfigError
 from tests.conftest import override
@@ -75,9 +76,9 @@ def test_view_averaged_sampling_is_equivariant_under_the_turn(tiny_unet):
   forward = jnp.array([[3, 7], [2, 5], [4, 9]])
   images = diffusion.sample(graphdef, params, noise, forward, jax.random.key(0),
                             steps=4, guidance=3.0)
-  swapped = diffusion.sample(graphdef, params, objectives.rot180(noise), forward[:, ::-1],
+  swapped = diffusion.sample(graphdef, params, views.rot180(noise), forward[:, ::-1],
                              jax.random.key(0), steps=4, guidance=3.0)
-  np.testing.assert_allclose(objectives.rot180(images), swapped, atol=1e-5)
+  np.testing.assert_allclose(views.rot180(images), swapped, atol=1e-5)
 
 
 def test_classifier_guidance_raises_the_generators_score(tiny_unet):

@@ -7,14 +7,15 @@ from flax import nnx
 from experiments import train as train_experiment
 from flipnum_jax import models
 from flipnum_jax import objectives
+from flipnum_jax import views
 
 
 def test_rot180_is_an_involution_and_matches_numpy():
   images = np.random.default_rng(0).random((3, 28, 28)).astype(np.float32)
-  turned = jax.jit(objectives.rot180)(images)
+  turned = jax.jit(views.rot180)(images)
   np.testing.assert_array_equal(turned[1], np.rot90(images[1], 2))
   np.testing.assert_array_equal(turned, np.rot90(images, 2, axes=(1, 2)))
-  np.testing.assert_array_equal(objectives.rot180(turned), images)
+  np.testing.assert_array_equal(views.rot180(turned), images)
 
 
 @pytest.fixture(scope='module')
@@ -48,7 +49,7 @@ def test_flip_objective_reads_an_open_set_classifier_over_all_its_classes():
   graphdef, params = nnx.split(models.make_classifier(config.model, jax.random.key(3)))
   image = jax.random.uniform(jax.random.key(4), (28, 28))
   up = _log_probs(graphdef, params, image)
-  turned = _log_probs(graphdef, params, objectives.rot180(image))
+  turned = _log_probs(graphdef, params, views.rot180(image))
   assert up.shape == (11,)
   view_scores = jax.jit(objectives.FlipObjective().view_scores, static_argnums=0)
   np.testing.assert_allclose(
@@ -74,9 +75,9 @@ def test_softmin_follows_the_weaker_view_and_penalties_subtract(classifier):
 
 def test_transformations_and_blur():
   image = jnp.zeros((28, 28)).at[10:18, 12:16].set(1.0)
-  same = objectives.random_transform(jax.random.key(0), image, 0.0, 0.0, 0.0)
+  same = views.random_transform(jax.random.key(0), image, 0.0, 0.0, 0.0)
   np.testing.assert_allclose(same, image, atol=1e-6)
-  moved = objectives.random_transform(jax.random.key(0), image, 2.0, 10.0, 0.1)
+  moved = views.random_transform(jax.random.key(0), image, 2.0, 10.0, 0.1)
   assert not np.allclose(moved, image) and abs(float(moved.sum() - image.sum())) < 8
   blurred = objectives.gaussian_blur(image, 1.0)
   np.testing.assert_allclose(blurred.sum(), image.sum(), rtol=1e-4)  # away from edges

@@ -11,6 +11,7 @@ from flipnum_jax import checkpoints
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import train
+from flipnum_jax import views
 from flipnum_jax.errors import CheckpointError, TrainingError
 
 
@@ -24,13 +25,13 @@ def smoke_config(**overrides):
 
 def test_random_shift_moves_content_by_at_most_max_shift():
   images = jnp.zeros((16, 28, 28)).at[:, 14, 14].set(1.0)
-  shifted = jax.jit(train.random_shift, static_argnums=2)(jax.random.key(0), images, 2)
+  shifted = jax.jit(views.random_shift, static_argnums=2)(jax.random.key(0), images, 2)
   assert shifted.shape == images.shape
   rows, cols = np.nonzero(np.asarray(shifted).sum(0))
   assert np.all(np.abs(rows - 14) <= 2) and np.all(np.abs(cols - 14) <= 2)
   assert len(set(zip(rows, cols))) > 1  # the offsets differ between images
   np.testing.assert_array_equal(np.asarray(shifted).sum((1, 2)), 1.0)  # nothing lost
-  np.testing.assert_array_equal(train.random_shift(jax.random.key(0), images, 0), images)
+  np.testing.assert_array_equal(views.random_shift(jax.random.key(0), images, 0), images)
 
 
 def test_jitted_train_steps_lower_the_loss(tiny_mnist):
