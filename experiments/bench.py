@@ -36,7 +36,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # run.py arguments of the first-grid timing ('' = skip): the blog's 100-pair grid
   # on the small smoke classifier, so that no minutes of training are timed.
   config.first_grid = (f'--experiment=blog_pairs:smoke --config.upright_digits={DIGITS} '
-                       f'--config.rotated_digits={DIGITS} --config.ascent.steps=300')
+                       f'--config.rotated_digits={DIGITS} --config.generator.steps=300')
   if variant == 'smoke':
     config.repeats = 1
     config.matmul_size = 256

@@ -12,42 +12,46 @@ spiky strokes that only sometimes read as a and b (see the README).
 import ml_collections
 
 from experiments import train
+from flipnum_jax import objectives
+from flipnum_jax.generators import ascent
 
 VARIANTS = ('', 'smoke')
 
 
-def pairs_config(variant: str, job: str) -> ml_collections.ConfigDict:
-  """Config of a pairs-type experiment; `pairs.py` starts from this one too."""
+def generation(variant: str, generator: ml_collections.ConfigDict
+               ) -> ml_collections.ConfigDict:
+  """What every flip-digit job shares: the seed, the generating classifier, K
+  candidates per pair, the flip objective and the `generator` subtree."""
   config = ml_collections.ConfigDict()
-  config.job = job
   config.seed = 0
   config.classifier = train.classifier_config(variant)
-  config.method = 'ascent'  # or 'diffusion' (see pairs_diffusion)
-  config.upright_digits = tuple(range(10))
-  config.rotated_digits = tuple(range(10))
-  # Start: 'mean' (the MNIST mean image), 'noise' (uniform), 'class_blend' (mean of
-  # a + turned mean of b) or 'example_blend' (a real a over a real b, turned).
-  config.init = 'mean'
-  config.candidates = 1  # K per pair; the generator's best min(p_a, p_b) is kept
-  config.ascent = ml_collections.ConfigDict(
-      {'optimizer': 'adam', 'learning_rate': 0.01, 'steps': 300})
-  # A learned prior: when prior.name is set, ascent moves the latent of this VAE
-  # (trained on digits upright and turned) instead of pixels.
-  config.prior = ml_collections.ConfigDict({
-      'name': '', 'seed': 0, 'model': {'hidden': 400, 'latent': 16}, 'epochs': 10,
-      'batch_size': 128, 'learning_rate': 1e-3, 'prior_weight': 0.1})
+  config.candidates = 1  # K per pair; `generators.choose` keeps one
   # objectives.FlipObjective's settings; all zero is the blog's objective,
   # log p(a | x) + log p(b | rot180 x).
-  config.objective = ml_collections.ConfigDict({
-      'softmin_temperature': 0.0, 'tv_weight': 0.0, 'l2_weight': 0.0,
-      'blur_weight': 0.0, 'blur_sigma': 1.0, 'samples': 1, 'jitter': 0.0,
-      'rotation_degrees': 0.0, 'scale_range': 0.0, 'crisp': False})
+  config.objective = objectives.objective_config()
+  config.generator = generator
+  return config
+
+
+def grid(generation_config: ml_collections.ConfigDict,
+         variant: str) -> ml_collections.ConfigDict:
+  """A pairs job over `generation_config`: every upright × rotated digit (2×2 for
+  smoke)."""
+  config = generation_config
+  config.job = 'pairs'
+  config.upright_digits = tuple(range(10)) if variant != 'smoke' else (3, 6)
+  config.rotated_digits = tuple(range(10)) if variant != 'smoke' else (7, 9)
+  return config
+
+
+def ascent_generation(variant: str) -> ml_collections.ConfigDict:
+  """The blog's generation: Adam ascent on the pixels from the MNIST mean (5 steps
+  for smoke)."""
+  config = generation(variant, ascent.default_config())
   if variant == 'smoke':
-    config.upright_digits = (3, 6)
-    config.rotated_digits = (7, 9)
-    config.ascent.steps = 5
+    config.generator.steps = 5
   return config
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  return pairs_config(variant, job='pairs')
+  return grid(ascent_generation(variant), variant)

@@ -18,6 +18,7 @@ Expected on `blog_pairs`: generator 100% both ways, panel far lower (see README)
 import ml_collections
 
 from experiments import train
+from flipnum_jax import models
 
 VARIANTS = ('', 'smoke')
 
@@ -28,7 +29,9 @@ def judge_config(name: str, seed: int, model: dict, variant: str,
   config = train.classifier_config()
   config.name = name
   config.seed = seed
-  config.model = ml_collections.ConfigDict(model)
+  # The architecture's declared knobs, these ones changed (an MLP's `hidden` is a
+  # tuple of widths, so the subtree is replaced rather than updated key by key).
+  config.model = ml_collections.ConfigDict({**models.classifier_spec().to_dict(), **model})
   config.update(training)
   if variant == 'smoke':
     config.name = f'{name}_smoke'

@@ -15,6 +15,6 @@ VARIANTS = blog_pairs.VARIANTS
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = blog_pairs.pairs_config(variant, job='pairs')
-  config.init = 'noise'
+  config = blog_pairs.get_config(variant)
+  config.generator.init = 'noise'
   return config

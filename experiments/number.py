@@ -17,13 +17,8 @@ VARIANTS = pairs.VARIANTS
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = pairs.get_config(variant)
+  config = pairs.generation(variant)
   config.job = 'number'
-  del config['upright_digits']  # a number names its cells' digits itself
-  del config['rotated_digits']
-  config.upright = '1961'
-  config.rotated = '1961'
-  if variant == 'smoke':
-    config.upright = '16'
-    config.rotated = '91'
+  config.upright = '1961' if variant != 'smoke' else '16'
+  config.rotated = '1961' if variant != 'smoke' else '91'
   return config

@@ -18,19 +18,24 @@ classifier) and ≈ 2.5 minutes warm on 2 CPU cores.
 
 import ml_collections
 
+from experiments import blog_pairs
 from experiments import pairs_diffusion
 from experiments import train
 
 VARIANTS = pairs_diffusion.VARIANTS
 
 
-def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = pairs_diffusion.get_config(variant)
+def generation(variant: str) -> ml_collections.ConfigDict:
+  config = pairs_diffusion.generation(variant)
   train.open_set(config.classifier)
-  config.sampler.guidance = 3.0
-  config.sampler.classifier_weight = 2.0
-  config.sampler.select = 'denoising'
+  config.generator.guidance = 3.0
+  config.generator.classifier_weight = 2.0
+  config.generator.select = 'denoising'
   if variant != 'smoke':
-    config.sampler.steps = 20
+    config.generator.steps = 20
     config.candidates = 8
   return config
+
+
+def get_config(variant: str = '') -> ml_collections.ConfigDict:
+  return blog_pairs.grid(generation(variant), variant)

@@ -21,19 +21,16 @@ VARIANTS = blog_pairs.VARIANTS
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = blog_pairs.pairs_config(variant, job='pairs')
+  config = blog_pairs.get_config(variant)
   if variant != 'smoke':
     config.classifier = train.classifier_config('robust')
-  config.init = 'example_blend'
-  config.candidates = 8
-  config.ascent.optimizer = 'normalized_sgd'
-  config.ascent.learning_rate = 0.3  # L2 length of each step
-  config.ascent.steps = 150
+  config.generator.init = 'example_blend'
+  config.generator.optimizer = 'normalized_sgd'
+  config.generator.learning_rate = 0.3  # L2 length of each step
+  config.generator.steps = 150 if variant != 'smoke' else 5
+  config.candidates = 8 if variant != 'smoke' else 2
   config.objective.softmin_temperature = 1.0
   config.objective.jitter = 1.0
   config.objective.rotation_degrees = 5.0
   config.objective.l2_weight = 1.0
-  if variant == 'smoke':
-    config.candidates = 2
-    config.ascent.steps = 5
   return config

@@ -17,27 +17,23 @@ import ml_collections
 from experiments import blog_pairs
 from experiments import diffusion
 from experiments import train
+from flipnum_jax.generators import flow
 
 VARIANTS = blog_pairs.VARIANTS
 
 
-def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = blog_pairs.pairs_config(variant, job='pairs')
-  for unused in ('init', 'ascent', 'prior'):  # ascent settings; sampling has its own
-    del config[unused]
-  config.method = 'diffusion'
+def generation(variant: str) -> ml_collections.ConfigDict:
+  config = blog_pairs.generation(variant, flow.default_config())
   if variant != 'smoke':
     config.classifier = train.classifier_config('robust')
-  config.diffusion = diffusion.diffusion_config(variant)
-  config.sampler = diffusion.sampler_config(variant)
-  if variant != 'smoke':
-    config.sampler.steps = 25
-  # Weight of the generating classifier's gradient at each step (0 = none).
-  config.sampler.classifier_weight = 0.0
-  # 'generator' (min(p_a, p_b)) or 'denoising' (also the model's own typicality).
-  config.sampler.select = 'generator'
+  config.generator.model = diffusion.model_config(variant)
+  config.generator.steps = 25 if variant != 'smoke' else 3
   config.candidates = 4 if variant != 'smoke' else 2
   config.objective.softmin_temperature = 1.0
   config.objective.jitter = 1.0
   config.objective.rotation_degrees = 5.0
   return config
+
+
+def get_config(variant: str = '') -> ml_collections.ConfigDict:
+  return blog_pairs.grid(generation(variant), variant)

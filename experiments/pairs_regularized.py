@@ -16,10 +16,10 @@ VARIANTS = blog_pairs.VARIANTS
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = blog_pairs.pairs_config(variant, job='pairs')
-  config.init = 'example_blend'
+  config = blog_pairs.get_config(variant)
+  config.generator.init = 'example_blend'
   config.candidates = 4 if variant != 'smoke' else 2
-  config.ascent.steps = 200 if variant != 'smoke' else 5
+  config.generator.steps = 200 if variant != 'smoke' else 5
   config.objective.softmin_temperature = 1.0
   config.objective.samples = 2
   config.objective.jitter = 1.0

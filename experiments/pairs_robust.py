@@ -17,11 +17,11 @@ VARIANTS = blog_pairs.VARIANTS
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = blog_pairs.pairs_config(variant, job='pairs')
+  config = blog_pairs.get_config(variant)
   if variant != 'smoke':
     config.classifier = train.classifier_config('robust')
-  config.init = 'class_blend'
-  config.ascent.optimizer = 'normalized_sgd'
-  config.ascent.learning_rate = 0.3
-  config.ascent.steps = 150 if variant != 'smoke' else 5
+  config.generator.init = 'class_blend'
+  config.generator.optimizer = 'normalized_sgd'
+  config.generator.learning_rate = 0.3
+  config.generator.steps = 150 if variant != 'smoke' else 5
   return config

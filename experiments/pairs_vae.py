@@ -12,23 +12,22 @@ import ml_collections
 
 from experiments import blog_pairs
 from experiments import train
+from flipnum_jax.generators import prior
 
 VARIANTS = blog_pairs.VARIANTS
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = blog_pairs.pairs_config(variant, job='pairs')
+  config = blog_pairs.grid(blog_pairs.generation(variant, prior.default_config()),
+                           variant)
   if variant != 'smoke':
     config.classifier = train.classifier_config('robust')
-  config.prior.name = 'vae' if variant != 'smoke' else 'vae_smoke'
-  config.init = 'example_blend'
   config.candidates = 4 if variant != 'smoke' else 2
-  config.ascent.optimizer = 'adam'
-  config.ascent.learning_rate = 0.05
-  config.ascent.steps = 150 if variant != 'smoke' else 5
   config.objective.softmin_temperature = 1.0
   config.objective.jitter = 1.0
   config.objective.rotation_degrees = 5.0
   if variant == 'smoke':
-    config.prior.epochs = 1
+    config.generator.steps = 5
+    config.generator.model.name = 'vae_smoke'
+    config.generator.model.epochs = 1
   return config

@@ -13,26 +13,15 @@ minutes. `train:open_set` trains the one `pairs` uses: the robust classifier wit
 
 import ml_collections
 
+from flipnum_jax import train
+
 VARIANTS = ('', 'smoke', 'robust', 'open_set')
 
 
 def classifier_config(variant: str = '') -> ml_collections.ConfigDict:
-  """The generating classifier; other experiments embed it as `config.classifier`."""
-  config = ml_collections.ConfigDict()
-  config.name = 'classifier'
-  config.seed = 0
-  config.model = ml_collections.ConfigDict({'conv_features': (32, 64), 'hidden': 256})
-  config.epochs = 10
-  config.batch_size = 128
-  config.learning_rate = 3e-3
-  config.weight_decay = 1e-4
-  config.max_shift = 2  # random translations of up to 2 pixels
-  config.rotation_degrees = 0.0  # random rotations (0 = none)
-  config.scale_range = 0.0  # random scaling by 1 ± this (0 = none)
-  # Adversarial training (FGSM with random start); epsilon 0 = off.
-  config.adversarial = ml_collections.ConfigDict(
-      {'epsilon': 0.0, 'step_ratio': 1.25, 'ramp_epochs': 0})
-  config.train_examples = 0  # 0 = all 60,000
+  """The generating classifier; other experiments embed it as `config.classifier`.
+  Every key and its default is declared in `flipnum_jax.train.classifier_config`."""
+  config = train.classifier_config()
   if variant in ('robust', 'open_set'):
     # The robust generating classifier: adversarially trained, so that its input
     # gradients point at digit-like changes (Santurkar et al., 2019). Seed and

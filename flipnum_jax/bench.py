@@ -24,15 +24,15 @@ import optax
 from absl import logging
 from flax import nnx
 
-from flipnum_jax import ascent
 from flipnum_jax import bench_peers
+from flipnum_jax import exchange
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import objectives
-from flipnum_jax import pairs as pairs_lib
 from flipnum_jax import runner
 from flipnum_jax import train
 from flipnum_jax.errors import FlipnumError
+from flipnum_jax.generators import ascent
 
 
 def median_seconds(call: Callable[[], Any], repeats: int) -> float:
@@ -70,14 +70,14 @@ def training_throughput(model_config: ml_collections.ConfigDict, batch_size: int
   images = jax.random.uniform(jax.random.key(1), (batch_size * 4, 28, 28))
   labels = jnp.arange(batch_size * 4) % 10
   batch = jnp.arange(batch_size)
-  static = dict(augmentation=train.Augmentation(max_shift=2))
+  loss = train.ClassifierLoss(max_shift=2)
   # The step donates its parameters, so time it on fresh copies each call.
-  args = lambda: (graphdef, optimizer, jax.tree.map(jnp.copy, params),
-                  jax.tree.map(jnp.copy, opt_state), images, labels, batch,
+  args = lambda: (graphdef, loss, optimizer, jax.tree.map(jnp.copy, params), None,
+                  jax.tree.map(jnp.copy, opt_state), (images, labels), batch,
                   jax.random.key(2), np.float32(0.0))
-  compiled = train.train_step.lower(*args(), **static).compile()
+  compiled = train.fit_step.lower(*args()).compile()
   step_flops = flops(compiled)
-  seconds = median_seconds(lambda: compiled(*args()[2:]), repeats)
+  seconds = median_seconds(lambda: compiled(*args()[3:]), repeats)
   return {'batch_size': batch_size, 'step_seconds': seconds,
           'images_per_second': batch_size / seconds, 'step_flops': step_flops,
           'flops_per_second': step_flops / seconds}
@@ -86,7 +86,7 @@ def training_throughput(model_config: ml_collections.ConfigDict, batch_size: int
 def ascent_inputs(count: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Starting images, (a, b) targets (the 100 pairs, repeated) and keys for `count`
   candidates."""
-  grid = jnp.asarray(pairs_lib.all_pairs(np.arange(10), np.arange(10)))
+  grid = jnp.asarray(exchange.all_pairs(np.arange(10), np.arange(10)))
   targets = jnp.tile(grid, (-(-count // 100), 1))[:count]
   init = jax.random.uniform(jax.random.key(3), (count, 28, 28))
   return init, targets, jax.random.split(jax.random.key(4), count)
@@ -252,8 +252,8 @@ def table(result: dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str,
-                   data_dir: str | None, name: str) -> None:
+def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
+                   name: str) -> None:
   graphdef, params = nnx.split(models.make_classifier(config.classifier.model,
                                                       jax.random.key(0)))
   result = {'environment': environment()}
@@ -280,9 +280,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
     # A workdir of its own, so the timed runs neither overwrite the user's outputs
     # nor find the user's compilation cache.
     result['first_grid'] = first_grid_seconds(
-        str(io.experiment_dir(workdir, name) / 'first_grid'), data_dir,
+        str(workspace.output_dir(name) / 'first_grid'), workspace.data_dir,
         config.first_grid.split())
-  out_dir = io.experiment_dir(workdir, name)
+  out_dir = workspace.output_dir(name)
   io.write_json(out_dir / 'bench.json', result)
   print(table(result))
   print(f'{name}: wrote {out_dir / "bench.json"}')

@@ -1,7 +1,8 @@
 """Saving and loading trained models: `<workdir>/models/<name>/`.
 
 A model folder holds `params/` (orbax), `config.json` (the config it was trained
-with) and `metrics.json`. `metrics.json` is written last, so its presence marks a
+with; `train.identity` says which of its fields decide whether it is reused) and
+`metrics.json`. `metrics.json` is written last, so its presence marks a
 complete model; every file is written atomically (orbax renames its own temporary
 folder into place).
 """
@@ -75,18 +76,23 @@ PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent.parent / 'pretrained'
 
 
 def load_or_train(folder: pathlib.Path, config: ml_collections.ConfigDict,
+                  identity: Callable[[dict[str, Any]], dict[str, Any]],
                   make_model: Callable[[], nnx.Module],
                   train: Callable[[], tuple[nnx.Module, dict[str, Any]]],
                   ) -> tuple[nnx.Module, dict[str, Any]]:
-  """The model in `folder` if it was trained with exactly `config`, else the one in
-  `PRETRAINED_DIR` if that was; otherwise `train()`s one and saves it in `folder`.
-  `make_model` builds the shapes to restore into."""
+  """The model in `folder` if its saved config has the same `identity` (the fields
+  that shape the weights) as `config`, else the one in `PRETRAINED_DIR` if that
+  has; otherwise `train()`s one and saves it in `folder`. `make_model` builds the
+  shapes to restore into."""
+  wanted = identity(config_to_dict(config))
   for source in (folder, PRETRAINED_DIR / config.name):
-    if saved_config(source) == config_to_dict(config):
+    saved = saved_config(source)
+    if saved is not None and identity(saved) == wanted:
       model, metrics = load(source, make_model)
       logging.info('Loaded %s from %s.', config.name, source)
       return model, metrics
-  logging.info('No %s trained with this config in %s: training it.', config.name, folder)
+  logging.info('No %s trained with these weight settings in %s: training it.',
+               config.name, folder)
   model, metrics = train()
   save(folder, model, config, metrics)
   logging.info('Saved %s to %s.', config.name, folder)

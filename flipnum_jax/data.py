@@ -141,6 +141,12 @@ def to_float(images: np.ndarray) -> np.ndarray:
 NATURAL_FLIPS = {0: 0, 1: 1, 8: 8, 6: 9, 9: 6}
 
 
+def first_test_examples(mnist: Mnist, digits: np.ndarray) -> np.ndarray:
+  """The first test image of each digit, as floats: the grids' guides."""
+  firsts = [int(np.argmax(mnist.test_labels == d)) for d in digits]
+  return to_float(mnist.test_images[firsts])
+
+
 def natural_flips(mnist: Mnist, per_digit: int = 20) -> tuple[np.ndarray, np.ndarray]:
   """Real test digits that are flip digits by nature, the first `per_digit` of each
   of 0, 1, 8, 6, 9: images float32 (N, 28, 28) and their pairs (N, 2), the control

@@ -10,13 +10,13 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from flipnum_jax import ascent
 from flipnum_jax import data
 from flipnum_jax import io
 from flipnum_jax import objectives
 from flipnum_jax import pairs
 from flipnum_jax import plots
 from flipnum_jax import train
+from flipnum_jax.generators import ascent
 
 
 @jax.jit
@@ -26,13 +26,13 @@ def _digit_probs(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array,
   return probs[jnp.arange(digits.shape[0]), digits]
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str,
-                   data_dir: str | None, name: str) -> None:
+def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
+                   name: str) -> None:
   digits = pairs.check_digits('digits', config.digits)
   optimizer = ascent.make_optimizer(config.ascent)
-  classifier, _ = train.get_classifier(config.classifier, workdir, data_dir)
+  classifier, _ = train.get_classifier(config.classifier, workspace)
   graphdef, params = nnx.split(classifier)
-  mnist = data.load_mnist(data_dir)
+  mnist = workspace.mnist
   images = data.to_float(mnist.train_images)
   class_means = np.stack([images[mnist.train_labels == d].mean(0) for d in digits])
   targets = jnp.asarray(digits)
@@ -40,7 +40,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   rows = [('class mean', class_means)]
   init_key, ascent_key = jax.random.split(jax.random.key(config.seed))
   for init in ('noise', 'mean'):
-    start = pairs.INITS[init](np.stack([digits, digits], 1), mnist, init_key)
+    start = ascent.INITS[init](np.stack([digits, digits], 1), mnist, init_key)
     result = ascent.timed_ascend(graphdef, params, start, targets,
                                  jax.random.split(ascent_key, len(digits)),
                                  objective=objectives.digit_score,
@@ -49,7 +49,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   probabilities = [np.asarray(_digit_probs(graphdef, params, jnp.asarray(imgs), targets))
                    for _, imgs in rows]
 
-  out_dir = io.experiment_dir(workdir, name)
+  out_dir = workspace.output_dir(name)
   io.write_npz(out_dir / 'dreams.npz', digits=digits, class_means=rows[0][1],
                from_noise=rows[1][1], from_mean=rows[2][1])
   plots.dreams_panel(out_dir / 'dreams.png',

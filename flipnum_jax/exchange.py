@@ -1,18 +1,88 @@
-"""The files jobs exchange: pairs files (`pairs.npz`) and plain-sample files
-(`samples.npz`), read and validated in one place for every job that reads them.
+"""The files jobs exchange, written and read (validated) here and nowhere else:
+pairs files (`pairs.npz`), plain-sample files (`samples.npz`) and the generating
+classifier's scores (`scores.json`).
 
 A pairs file holds `images` float32 (N, 28, 28) in [0, 1] (1 = ink) and `pairs` int
-(N, 2): column 0 the digit read upright, column 1 the digit read after the 180° turn.
+(N, 2): column 0 the digit read upright, column 1 the digit read after the 180° turn;
+grids are a-major (`all_pairs`). A samples file holds `images` and `labels` (N,).
+`scores.json` holds, per pair, the generating classifier's p_upright, p_rotated, their
+minimum and whether each reading is its top class, plus the generation's timing.
 """
 
 import hashlib
+import json
 import os
 import pathlib
+from typing import Any
 
 import numpy as np
 
+from flipnum_jax import io
 from flipnum_jax.errors import ConfigError
 from flipnum_jax.errors import DataError
+
+PAIRS_FILE = 'pairs.npz'
+SAMPLES_FILE = 'samples.npz'
+SCORES_FILE = 'scores.json'
+
+
+def all_pairs(upright: np.ndarray, rotated: np.ndarray) -> np.ndarray:
+  """(len(upright) * len(rotated), 2) pairs in a-major order (row 10·a + b)."""
+  return np.stack(np.meshgrid(upright, rotated, indexing='ij'), -1).reshape(-1, 2)
+
+
+def write_pairs_file(path: str | os.PathLike, images: np.ndarray,
+                     pairs: np.ndarray) -> None:
+  """Writes a pairs file atomically, after checking it follows the format."""
+  check_images_and_pairs(pathlib.Path(path), images, pairs)
+  io.write_npz(path, images=images.astype(np.float32), pairs=pairs.astype(np.int64))
+
+
+def write_scores(path: str | os.PathLike, summary: dict[str, Any]) -> None:
+  io.write_json(path, summary)
+
+
+def write_samples_file(path: str | os.PathLike, images: np.ndarray,
+                       labels: np.ndarray) -> None:
+  check_images_and_pairs(pathlib.Path(path), images, np.stack([labels, labels], -1))
+  io.write_npz(path, images=images.astype(np.float32), labels=labels.astype(np.int64))
+
+
+def scores_summary(pairs: np.ndarray, p_upright: np.ndarray, p_rotated: np.ndarray,
+                   reads: np.ndarray, timing: dict[str, float]) -> dict[str, Any]:
+  """The scores.json content: the generating classifier's view of each pair
+  (`reads` (2, N): whether a and b are its top class), the mean of the weaker
+  reading, the worst pair and the generation's timing."""
+  minimum = np.minimum(p_upright, p_rotated)
+  worst = int(np.argmin(minimum))
+  return {
+      'pairs': [{'upright': int(a), 'rotated': int(b), 'p_upright': float(pu),
+                 'p_rotated': float(pr), 'min': float(m), 'reads_upright': bool(ru),
+                 'reads_rotated': bool(rr)}
+                for (a, b), pu, pr, m, ru, rr in zip(pairs, p_upright, p_rotated, minimum,
+                                                     reads[0], reads[1])],
+      'mean_min_confidence': float(minimum.mean()),
+      'worst_pair': [int(pairs[worst, 0]), int(pairs[worst, 1])],
+      'timing': timing,
+  }
+
+
+SCORE_KEYS = ('upright', 'rotated', 'p_upright', 'p_rotated', 'min')
+
+
+def read_scores(path: str | os.PathLike) -> dict[str, Any] | None:
+  """The scores.json at `path`, or None when there is none; a DataError when it is
+  not one (unreadable, or pairs lacking the per-pair keys)."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    return None
+  try:
+    scores = json.loads(path.read_text())
+    if all(key in p for p in scores['pairs'] for key in SCORE_KEYS):
+      return scores
+  except (OSError, ValueError, KeyError, TypeError):
+    pass
+  raise DataError(f'{path} is not a scores file (per pair: {", ".join(SCORE_KEYS)})')
 
 
 def named_paths(spec: str, key: str) -> dict[str, pathlib.Path]:

@@ -10,7 +10,6 @@ import base64
 import html
 import io as std_io
 import json
-import pathlib
 
 import ml_collections
 import numpy as np
@@ -19,7 +18,6 @@ from PIL import Image
 from flipnum_jax import data
 from flipnum_jax import exchange
 from flipnum_jax import io
-from flipnum_jax import pairs as pairs_lib
 from flipnum_jax.errors import ConfigError
 
 _STYLE = """
@@ -47,10 +45,6 @@ def png_data_uri(image: np.ndarray) -> str:
   Image.fromarray(np.uint8(np.round(255 * (1 - np.clip(image, 0, 1)))), mode='L').save(
       buffer, format='PNG')
   return 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _read_json(path: pathlib.Path) -> dict | None:
-  return json.loads(path.read_text()) if path.is_file() else None
 
 
 def build_page(images: np.ndarray, pairs: np.ndarray, upright_guides: np.ndarray,
@@ -131,22 +125,21 @@ def build_page(images: np.ndarray, pairs: np.ndarray, upright_guides: np.ndarray
   return '\n'.join(parts)
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str,
-                   data_dir: str | None, name: str) -> None:
-  source = io.experiment_dir(workdir, config.pairs_experiment)
-  if not (source / 'pairs.npz').is_file():
-    raise ConfigError(f'{source / "pairs.npz"} does not exist: run '
+def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
+                   name: str) -> None:
+  source = workspace.output_dir(config.pairs_experiment)
+  if not (source / exchange.PAIRS_FILE).is_file():
+    raise ConfigError(f'{source / exchange.PAIRS_FILE} does not exist: run '
                       f'`python run.py --experiment={config.pairs_experiment}` first')
-  with np.load(source / 'pairs.npz') as npz:
-    images, pairs = npz['images'], npz['pairs']
-  mnist = data.load_mnist(data_dir)
-  number_png = io.experiment_dir(workdir, 'number') / 'number.png'
+  images, pairs = exchange.load_pairs_file(source / exchange.PAIRS_FILE)
+  number_png = workspace.output_dir('number') / 'number.png'
+  evaluation = workspace.output_dir('evaluate') / 'evaluation.json'
   page = build_page(
-      images, pairs, pairs_lib.real_examples(mnist, np.unique(pairs[:, 0])),
-      pairs_lib.real_examples(mnist, np.unique(pairs[:, 1])),
-      _read_json(source / 'scores.json'),
-      _read_json(io.experiment_dir(workdir, 'evaluate') / 'evaluation.json'),
+      images, pairs, data.first_test_examples(workspace.mnist, np.unique(pairs[:, 0])),
+      data.first_test_examples(workspace.mnist, np.unique(pairs[:, 1])),
+      exchange.read_scores(source / exchange.SCORES_FILE),
+      json.loads(evaluation.read_text()) if evaluation.is_file() else None,
       number_png.read_bytes() if number_png.is_file() else None)
-  out = io.experiment_dir(workdir, name) / 'index.html'
+  out = workspace.output_dir(name) / 'index.html'
   io.atomic_write(out, page.encode())
   print(f'{name}: open {out}')

@@ -1,4 +1,4 @@
-"""Workdir layout and atomic file writes.
+"""The workspace (workdir layout, MNIST loaded once per run) and atomic file writes.
 
 Every file the kit writes goes through `atomic_write`: the bytes land in a temporary
 file beside the target, which is then renamed over it, so an interrupted run never
@@ -6,6 +6,8 @@ leaves a half-written file that a later run would trust.
 """
 
 import contextlib
+import dataclasses
+import functools
 import io
 import json
 import os
@@ -15,15 +17,30 @@ from typing import Any, Iterator
 
 import numpy as np
 
-
-def model_dir(workdir: str | os.PathLike, name: str) -> pathlib.Path:
-  """Where the trained model `name` lives: `<workdir>/models/<name>/`."""
-  return pathlib.Path(workdir) / 'models' / name
+from flipnum_jax import data
 
 
-def experiment_dir(workdir: str | os.PathLike, experiment: str) -> pathlib.Path:
-  """Where an experiment's outputs go: `<workdir>/<experiment>/`."""
-  return pathlib.Path(workdir) / experiment
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+  """Where a run reads and writes: the workdir, the MNIST folder (None: as
+  `data.load_mnist` finds it) and MNIST itself, loaded at most once per run."""
+  workdir: pathlib.Path
+  data_dir: str | None = None
+
+  def __post_init__(self):
+    object.__setattr__(self, 'workdir', pathlib.Path(self.workdir))
+
+  def model_dir(self, name: str) -> pathlib.Path:
+    """Where the trained model `name` lives: `<workdir>/models/<name>/`."""
+    return self.workdir / 'models' / name
+
+  def output_dir(self, experiment: str) -> pathlib.Path:
+    """Where an experiment's outputs go: `<workdir>/<experiment>/`."""
+    return self.workdir / experiment
+
+  @functools.cached_property
+  def mnist(self) -> data.Mnist:
+    return data.load_mnist(self.data_dir)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from flipnum_jax.errors import ConfigError
+
 
 class Classifier(nnx.Module):
   """A small CNN: strided 4×4 convolutions, then two dense layers.
@@ -68,16 +70,28 @@ class MLP(nnx.Module):
     return self.out(self.penultimate(images))
 
 
+def classifier_spec() -> ml_collections.ConfigDict:
+  """A classifier's architecture, every knob declared: kind 'cnn' (`Classifier`)
+  or 'mlp' (`MLP`, whose `hidden` is a tuple of layer widths and which uses no other
+  field); a CNN with num_classes 11 has the open-set "not one digit" class 10."""
+  return ml_collections.ConfigDict({'kind': 'cnn', 'conv_features': (32, 64),
+                                    'hidden': 256, 'kernel_size': 4, 'num_classes': 10})
+
+
+CLASSIFIER_KINDS = ('cnn', 'mlp')
+
+
 def make_classifier(model_config: ml_collections.ConfigDict,
                     key: jax.Array) -> Classifier | MLP:
-  """The network `model_config` describes: kind 'cnn' (default) or 'mlp'; a CNN
-  with num_classes 11 has the open-set judge's "not one digit" class 10."""
+  """The network a `classifier_spec` describes."""
   rngs = nnx.Rngs(params=key)
-  if model_config.get('kind', 'cnn') == 'mlp':
+  if model_config.kind not in CLASSIFIER_KINDS:
+    raise ConfigError(f'model.kind must be one of {CLASSIFIER_KINDS}, not '
+                      f'{model_config.kind!r}')
+  if model_config.kind == 'mlp':
     return MLP(tuple(model_config.hidden), rngs=rngs)
   return Classifier(tuple(model_config.conv_features), model_config.hidden,
-                    model_config.get('kernel_size', 4), model_config.get('num_classes', 10),
-                    rngs=rngs)
+                    model_config.kernel_size, model_config.num_classes, rngs=rngs)
 
 
 def apply(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array) -> jax.Array:
@@ -114,8 +128,25 @@ class VAE(nnx.Module):
     return jax.nn.sigmoid(self.decode_logits(latents))
 
 
+def vae_spec() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict({'hidden': 400, 'latent': 16})
+
+
 def make_vae(model_config: ml_collections.ConfigDict, key: jax.Array) -> VAE:
   return VAE(model_config.hidden, model_config.latent, rngs=nnx.Rngs(params=key))
+
+
+NO_CLASS = 10  # the U-Net's label for "any digit" (classifier-free guidance)
+
+
+def to_signal(images: jax.Array) -> jax.Array:
+  """Images in [0, 1] → the flow model's data space [−1, 1]."""
+  return 2.0 * images - 1.0
+
+
+def to_images(signal: jax.Array) -> jax.Array:
+  """The flow model's data space → images in [0, 1] (clipped)."""
+  return jnp.clip((signal + 1.0) / 2.0, 0.0, 1.0)
 
 
 def space_to_depth(images: jax.Array) -> jax.Array:
@@ -191,6 +222,10 @@ class UNet(nnx.Module):
     h = jax.image.resize(h, (h.shape[0], 14, 14, h.shape[-1]), 'nearest')
     h = self.up(jnp.concatenate([self.upsample(h), skip], -1), cond)
     return depth_to_space(self.conv_out(nnx.silu(self.norm_out(h))))
+
+
+def unet_spec() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict({'features': 48, 'cond_dim': 128})
 
 
 def make_unet(model_config: ml_collections.ConfigDict, key: jax.Array) -> UNet:

@@ -13,8 +13,8 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from flipnum_jax import generators
 from flipnum_jax import io
-from flipnum_jax import pairs as pairs_lib
 from flipnum_jax import plots
 from flipnum_jax.errors import ConfigError
 
@@ -74,14 +74,14 @@ def write_gif(path, frames: list[Image.Image]) -> None:
                    duration=60, loop=0)
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str,
-                   data_dir: str | None, name: str) -> None:
+def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
+                   name: str) -> None:
   upright = check_number('upright', config.upright)
   rotated = check_number('rotated', config.rotated)
   pairs = cell_pairs(upright, rotated)
-  generated, _ = pairs_lib.generate(config, pairs, workdir, data_dir)
+  generated = generators.generate(config, pairs, workspace)
   image = compose(generated.images)
-  out_dir = io.experiment_dir(workdir, name)
+  out_dir = workspace.output_dir(name)
   io.write_npz(out_dir / 'number.npz', image=image, images=generated.images,
                pairs=pairs.astype(np.int64))
   plots.number_figure(out_dir / 'number.png', image, upright, rotated,

@@ -9,10 +9,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 from flax import nnx
 
 from flipnum_jax import models
 from flipnum_jax import views
+from flipnum_jax.errors import ConfigError
 
 
 def view_log_probs(graphdef: nnx.GraphDef, params: nnx.State,
@@ -100,3 +102,20 @@ class FlipObjective(NamedTuple):
       penalty += self.blur_weight * jnp.mean(
           (image - gaussian_blur(image, self.blur_sigma)) ** 2)
     return combined - penalty
+
+
+def flip_objective(config: ml_collections.ConfigDict) -> FlipObjective:
+  """The objective an `objective` config describes (all zeros: the blog's), or a
+  ConfigError."""
+  settings = config.to_dict()
+  if settings['samples'] < 1:
+    raise ConfigError(f'objective.samples must be ≥ 1, not {settings["samples"]}')
+  if any(v < 0 for v in settings.values() if not isinstance(v, bool)):
+    raise ConfigError('objective weights and ranges must be ≥ 0')
+  return FlipObjective(**settings)
+
+
+def objective_config() -> ml_collections.ConfigDict:
+  """`FlipObjective`'s settings, every one declared; all zero is the blog's
+  objective, log p(a | x) + log p(b | rot180 x)."""
+  return ml_collections.ConfigDict(FlipObjective()._asdict())

@@ -517,7 +517,7 @@ def make_server(session: Session, port: int) -> http.server.ThreadingHTTPServer:
 
 # --- the job ----------------------------------------------------------------------
 
-def prepare(config: ml_collections.ConfigDict, workdir: str, data_dir: str | None,
+def prepare(config: ml_collections.ConfigDict, workspace: io.Workspace,
             name: str) -> tuple[pathlib.Path, Test]:
   """Builds the test from the config's inputs and saves it, unless the same test is
   already there; a different test is refused while readings of the old one exist."""
@@ -531,16 +531,16 @@ def prepare(config: ml_collections.ConfigDict, workdir: str, data_dir: str | Non
       min(config.noise_catch, config.overlay_catch, config.natural_flips_per_digit) < 0:
     raise ConfigError('real_digits, per_sheet, columns and scale must be positive, '
                       'natural_flips_per_digit and the catch counts not negative')
-  default = str(io.experiment_dir(workdir, 'pairs') / 'pairs.npz')
+  default = str(workspace.output_dir('pairs') / exchange.PAIRS_FILE)
   inputs = {input_name: (*exchange.load_pairs_file(path), str(path))
             for input_name, path in exchange.named_paths(config.inputs or default,
                                                          'inputs').items()}
-  mnist = data.load_mnist(data_dir)
+  mnist = workspace.mnist
   if config.natural_flips_per_digit:
     inputs['control: natural flips'] = (
         *data.natural_flips(mnist, config.natural_flips_per_digit), 'control')
   test = build_test(inputs, mnist, config)
-  test_dir = io.experiment_dir(workdir, name)
+  test_dir = workspace.output_dir(name)
   if (test_dir / 'test.json').is_file():
     old_hash = json.loads((test_dir / 'test.json').read_text()).get('hash')
     if old_hash != test.hash and any((test_dir / 'readings').glob('*')):
@@ -556,9 +556,9 @@ def prepare(config: ml_collections.ConfigDict, workdir: str, data_dir: str | Non
   return test_dir, test
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str,
-                   data_dir: str | None, name: str) -> None:
-  test_dir, test = prepare(config, workdir, data_dir, name)
+def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
+                   name: str) -> None:
+  test_dir, test = prepare(config, workspace, name)
   counts = np.bincount(np.where(test.source >= 0, 0, -test.source), minlength=4)
   print(f'{name}: {len(test.images)} views ({counts[0]} from {len(test.inputs)} inputs, '
         f'{counts[1]} real digits, {counts[2]} noise and {counts[3]} overlay catch '

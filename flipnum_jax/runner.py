@@ -13,11 +13,12 @@ import jax
 import ml_collections
 from absl import logging
 
+from flipnum_jax import io
 from flipnum_jax.errors import ConfigError
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / 'experiments'
 
-# job name → module whose run_experiment(config, workdir, data_dir, name) runs it.
+# job name → module whose run_experiment(config, workspace, name) runs it.
 # Imported only when its job runs, so that generating jobs never import the judges.
 JOBS = {
     'train': 'flipnum_jax.train',
@@ -87,7 +88,8 @@ def run(name: str, config: ml_collections.ConfigDict, workdir: str,
   except OSError as e:
     raise ConfigError(f'cannot create --workdir {workdir} ({e.strerror})') from None
   enable_compilation_cache(workdir)
-  importlib.import_module(JOBS[config.job]).run_experiment(config, workdir, data_dir, name)
+  importlib.import_module(JOBS[config.job]).run_experiment(
+      config, io.Workspace(workdir, data_dir), name)
 
 
 def quiet_library_logs() -> None:

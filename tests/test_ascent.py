@@ -7,10 +7,10 @@ import pytest
 from flax import nnx
 
 from experiments import train as train_experiment
-from flipnum_jax import ascent
 from flipnum_jax import models
 from flipnum_jax import objectives
 from flipnum_jax.errors import ConfigError
+from flipnum_jax.generators import ascent
 
 
 @pytest.fixture(scope='module')

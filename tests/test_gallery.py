@@ -19,8 +19,8 @@ def page(tmp_path, mnist_dir) -> pathlib.Path:
   grid = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing='ij'), -1).reshape(-1, 2)
   images = np.random.default_rng(0).random((100, 28, 28)).astype(np.float32)
   io.write_npz(tmp_path / 'pairs' / 'pairs.npz', images=images, pairs=grid)
-  gallery.run_experiment(gallery_experiment.get_config(), str(tmp_path), str(mnist_dir),
-                         'gallery')
+  gallery.run_experiment(gallery_experiment.get_config(),
+                         io.Workspace(tmp_path, str(mnist_dir)), 'gallery')
   return tmp_path / 'gallery' / 'index.html'
 
 
@@ -34,7 +34,8 @@ def test_page_is_self_contained_with_every_cell_and_guide(page):
 
 def test_missing_pairs_output_is_a_clear_error(tmp_path):
   with pytest.raises(ConfigError, match='run `python run.py --experiment=pairs` first'):
-    gallery.run_experiment(gallery_experiment.get_config(), str(tmp_path), None, 'gallery')
+    gallery.run_experiment(gallery_experiment.get_config(), io.Workspace(tmp_path),
+                           'gallery')
 
 
 @needs_chromium

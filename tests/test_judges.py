@@ -16,7 +16,6 @@ from flax import nnx
 
 from experiments import evaluate as evaluate_experiment
 from experiments import train as train_experiment
-from flipnum_jax import ascent
 from flipnum_jax import data
 from flipnum_jax import exchange
 from flipnum_jax import io
@@ -24,6 +23,7 @@ from flipnum_jax import objectives
 from flipnum_jax import reading_test as reading_lib
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError, DataError
+from flipnum_jax.generators import ascent
 from flipnum_jax.judges import evaluate
 from flipnum_jax.judges import frechet
 from flipnum_jax.judges import knn
@@ -117,7 +117,7 @@ def test_generators_may_not_load_a_judge(tmp_path):
   config = train_experiment.classifier_config('smoke')
   config.name = 'judge_mlp'
   with pytest.raises(ConfigError, match='reserved for judges'):
-    train.get_classifier(config, str(tmp_path), None)
+    train.get_classifier(config, io.Workspace(tmp_path))
   result = run_cli('--experiment=blog_pairs:smoke', '--config.classifier.name=judge_cnn',
                    f'--workdir={tmp_path}')
   assert_one_line_error(result, 'reserved for judges')
@@ -127,7 +127,7 @@ def test_generators_may_not_load_a_judge(tmp_path):
 def smoke_panel(tmp_path_factory, mnist_dir):
   workdir = tmp_path_factory.mktemp('judges')
   config = evaluate_experiment.get_config('smoke')
-  return workdir, config, panel_lib.load_panel(config, str(workdir), str(mnist_dir))
+  return workdir, config, panel_lib.load_panel(config, io.Workspace(workdir, str(mnist_dir)))
 
 
 def test_realism_of_more_samples_of_a_digit_than_half_the_test_set_holds(smoke_panel, mnist):
@@ -192,7 +192,7 @@ def test_panel_reads_natural_flips_but_not_noise_nor_fooling_images(
 
   # Fooling images: ascent from noise against a generating classifier.
   generator, _ = train.get_classifier(train_experiment.classifier_config('smoke'),
-                                      str(tmp_path), str(mnist_dir))
+                                      io.Workspace(tmp_path, str(mnist_dir)))
   graphdef, params = nnx.split(generator)
   fooling, _ = ascent.ascend(graphdef, params, jnp.asarray(noise), jnp.asarray(all_pairs),
                              jax.random.split(jax.random.key(0), len(noise)),

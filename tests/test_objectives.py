@@ -10,14 +10,6 @@ from flipnum_jax import objectives
 from flipnum_jax import views
 
 
-def test_rot180_is_an_involution_and_matches_numpy():
-  images = np.random.default_rng(0).random((3, 28, 28)).astype(np.float32)
-  turned = jax.jit(views.rot180)(images)
-  np.testing.assert_array_equal(turned[1], np.rot90(images[1], 2))
-  np.testing.assert_array_equal(turned, np.rot90(images, 2, axes=(1, 2)))
-  np.testing.assert_array_equal(views.rot180(turned), images)
-
-
 @pytest.fixture(scope='module')
 def classifier():
   config = train_experiment.classifier_config('smoke')
@@ -73,12 +65,8 @@ def test_softmin_follows_the_weaker_view_and_penalties_subtract(classifier):
   np.testing.assert_allclose(plain - penalised, expected, rtol=1e-5)
 
 
-def test_transformations_and_blur():
+def test_blur_keeps_ink_and_lowers_total_variation():
   image = jnp.zeros((28, 28)).at[10:18, 12:16].set(1.0)
-  same = views.random_transform(jax.random.key(0), image, 0.0, 0.0, 0.0)
-  np.testing.assert_allclose(same, image, atol=1e-6)
-  moved = views.random_transform(jax.random.key(0), image, 2.0, 10.0, 0.1)
-  assert not np.allclose(moved, image) and abs(float(moved.sum() - image.sum())) < 8
   blurred = objectives.gaussian_blur(image, 1.0)
   np.testing.assert_allclose(blurred.sum(), image.sum(), rtol=1e-4)  # away from edges
   assert float(objectives.total_variation(blurred)) < float(objectives.total_variation(image))

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from experiments import blog_pairs
+from flipnum_jax import exchange
+from flipnum_jax import generators
 from flipnum_jax import pairs
 from flipnum_jax.errors import ConfigError
 from tests.conftest import override
@@ -11,16 +13,11 @@ from tests.test_run import assert_one_line_error, run_cli
 
 
 def test_all_pairs_is_a_major():
-  grid = pairs.all_pairs(np.arange(10), np.arange(10))
+  grid = exchange.all_pairs(np.arange(10), np.arange(10))
   assert grid.shape == (100, 2)
   for a in range(10):
     for b in range(10):
       assert grid[10 * a + b].tolist() == [a, b]
-
-
-def test_select_best_keeps_each_pairs_best_candidate():
-  scores = np.array([0.1, 0.9, 0.3, 0.8, 0.2, 0.4, 0.7, 0.6, 0.5])
-  np.testing.assert_array_equal(pairs.select_best(scores, 3), [1, 3, 6])
 
 
 @pytest.mark.parametrize('digits', [(3, 10), (-1,), (), (2, 2), (1.5,), (True,)])
@@ -69,8 +66,8 @@ def test_smoke_pairs_and_dreams_write_their_outputs(smoke_workdir, mnist_dir):
 
 
 @pytest.mark.parametrize('key, value, message', [  # ascent settings: test_ascent.py
-    ('ascent.steps', 0, 'steps must be positive'),
-    ('init', 'zeros', 'init must be one of'),
+    ('generator.steps', 0, 'steps must be positive'),
+    ('generator.init', 'zeros', 'init must be one of'),
     ('candidates', 0, 'candidates must be ≥ 1'),
     ('objective.samples', 0, 'samples must be ≥ 1'),
     ('objective.tv_weight', -1.0, 'must be ≥ 0'),
@@ -79,12 +76,12 @@ def test_bad_method_configs_are_refused(key, value, message):
   config = blog_pairs.get_config('smoke')
   override(config, key, value)
   with pytest.raises(ConfigError, match=message):
-    pairs.check_method(config)
+    generators.check(config)
 
 
 @pytest.mark.parametrize('override, message', [
     ('--config.upright_digits=(3,11)', 'distinct digits 0–9'),
-    ('--config.ascent.learning_rate=nan', 'learning_rate must be finite and positive'),
+    ('--config.generator.learning_rate=nan', 'learning_rate must be finite and positive'),
 ])
 def test_bad_pair_configs_exit_2_and_write_nothing(override, message, tmp_path):
   result = run_cli('--experiment=blog_pairs:smoke', override, f'--workdir={tmp_path}')

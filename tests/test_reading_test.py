@@ -34,7 +34,8 @@ def small_test(tmp_path, mnist_dir):
   io.write_npz(tmp_path / 'mine' / 'pairs.npz', images=images,
                pairs=np.array([[3, 7], [6, 9], [0, 0]]))
   config = small_config(inputs=str(tmp_path / 'mine' / 'pairs.npz'))
-  test_dir, test = reading_lib.prepare(config, str(tmp_path), str(mnist_dir), 'reading_test')
+  test_dir, test = reading_lib.prepare(config, io.Workspace(tmp_path, str(mnist_dir)),
+                                       'reading_test')
   return test_dir, test, images
 
 
@@ -77,7 +78,7 @@ def test_sheets_show_every_view_once_and_filled_answers_read_back(small_test, mn
   test_dir, test, _ = small_test
   config = small_config(inputs=test.inputs[0]['path'], format='sheets', raters='ada',
                         instruction='confident', per_sheet=8, columns=4)
-  reading_lib.prepare(config, str(test_dir.parent), str(mnist_dir), 'reading_test')
+  reading_lib.prepare(config, io.Workspace(test_dir.parent, str(mnist_dir)), 'reading_test')
   sheets = sorted((test_dir / 'sheets' / 'ada').glob('sheet_*.png'))
   assert len(sheets) == 4  # 30 views, 8 a sheet
   assert all(p.read_bytes().startswith(b'\x89PNG') for p in sheets)

@@ -8,7 +8,15 @@ import sys
 
 import pytest
 
+import jax
+from flax import nnx
+
+from experiments import train as train_experiment
+from flipnum_jax import checkpoints
+from flipnum_jax import data
+from flipnum_jax import models
 from flipnum_jax import runner
+from flipnum_jax import train
 from tests.conftest import REPO
 
 
@@ -37,8 +45,14 @@ def test_train_smoke_end_to_end(tmp_path, mnist_dir):
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'test accuracy' in result.stdout
   metrics = json.loads((tmp_path / 'models/classifier_smoke/metrics.json').read_text())
-  assert 0.0 <= metrics['test_accuracy'] <= 1.0
-  assert metrics['num_params'] > 0 and metrics['train_seconds'] > 0
+  # The saved weights are the model whose accuracy was recorded, and the printed one.
+  config = train_experiment.classifier_config('smoke')
+  model, _ = checkpoints.load(tmp_path / 'models/classifier_smoke',
+                              lambda: models.make_classifier(config.model, jax.random.key(1)))
+  mnist = data.load_mnist(mnist_dir)
+  assert train.accuracy(*nnx.split(model), mnist.test_images,
+                        mnist.test_labels) == metrics['test_accuracy']
+  assert f'test accuracy {metrics["test_accuracy"]:.4f}' in result.stdout
   assert 'epoch 1/1' in result.stderr  # progress is logged
 
   # A damaged checkpoint is refused with one line.
@@ -101,17 +115,12 @@ def test_bench_smoke_times_every_part_and_writes_its_json(tmp_path, mnist_dir):
   # The timed first-grid runs use a workdir of their own: the user's outputs stay.
   assert not (tmp_path / 'blog_pairs').exists()
   assert (tmp_path / 'bench/smoke/first_grid/blog_pairs/smoke/pairs.npz').is_file()
-  assert min(bench['first_grid']['cold_cache_seconds'],
-             bench['first_grid']['warm_cache_seconds']) > 0
-  assert bench['environment']['jax'] and bench['environment']['device_count'] >= 1
-  assert bench['matmul']['flops_per_second'] > 0
-  assert bench['training']['step_flops'] > 0 and bench['training']['images_per_second'] > 0
-  ascent = bench['ascent']
-  for key in ('batched_seconds', 'per_pair_loop_seconds', 'eager_seconds_extrapolated',
-              'host_loop_seconds', 'step_flops'):
-    assert ascent[key] > 0
-  assert ascent['batched_over_per_pair'] == pytest.approx(
-      ascent['per_pair_loop_seconds'] / ascent['batched_seconds'])
+  assert bench['environment']['jax'] == jax.__version__
+  # XLA's FLOP count is of the program the kit trains with: forward and backward of
+  # the smoke CNN, 2–4× the forward pass's multiply-adds counted here by hand.
+  forward = 2 * (14 * 14 * 8 * 4 * 4 * 1 + 7 * 7 * 16 * 4 * 4 * 8 + 784 * 32 + 32 * 10)
+  per_image = bench['training']['step_flops'] / bench['training']['batch_size']
+  assert 2 * forward <= per_image <= 4 * forward, (per_image, forward)
   assert [r['candidates'] for r in bench['scaling']] == [1, 2]
   # Twice the images need more memory (XLA's own estimate of the compiled program).
   assert bench['scaling'][1]['peak_bytes'] > bench['scaling'][0]['peak_bytes']

@@ -13,10 +13,12 @@ from tests.conftest import REPO
 SCRIPT = '''
 import jax, jax.numpy as jnp, numpy as np, ml_collections, optax
 from flax import nnx
-from flipnum_jax import ascent, diffusion, models, objectives, sharding
+from flipnum_jax import models, objectives, sharding
+from flipnum_jax.generators import ascent, flow
 assert jax.device_count() == 4, jax.devices()
-graphdef, params = nnx.split(models.make_classifier(
-    ml_collections.ConfigDict({'conv_features': (4, 8), 'hidden': 16}), jax.random.key(0)))
+spec = models.classifier_spec()
+spec.conv_features, spec.hidden = (4, 8), 16
+graphdef, params = nnx.split(models.make_classifier(spec, jax.random.key(0)))
 init = jax.random.uniform(jax.random.key(1), (8, 28, 28))
 pairs = jnp.array([[a, (a + 3) % 10] for a in range(8)])
 keys = jax.random.split(jax.random.key(2), 8)
@@ -30,8 +32,8 @@ assert len(split.sharding.device_set) == 4, split.sharding
 np.testing.assert_allclose(np.asarray(split), np.asarray(single), atol=1e-5)
 unet_graphdef, unet_params = nnx.split(models.make_unet(
     ml_collections.ConfigDict({'features': 16, 'cond_dim': 32}), jax.random.key(3)))
-draw = lambda noise, p: diffusion.sample(unet_graphdef, unet_params, noise, p,
-                                         jax.random.key(4), steps=3, guidance=2.0)
+draw = lambda noise, p: flow.sample_flips(unet_graphdef, unet_params, noise, p,
+                                          jax.random.key(4), 2.0, steps=3)
 noise = jax.random.normal(jax.random.key(5), (8, 28, 28))
 single = draw(*jax.device_put((noise, pairs), jax.devices()[0]))
 split = draw(*sharding.shard_batch(noise, pairs))

@@ -1,3 +1,4 @@
+import functools
 import json
 
 import jax
@@ -11,8 +12,10 @@ from flipnum_jax import checkpoints
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import train
-from flipnum_jax import views
-from flipnum_jax.errors import CheckpointError, TrainingError
+from flipnum_jax.errors import CheckpointError, ConfigError, TrainingError
+from tests.test_run import assert_one_line_error, run_cli
+
+CLASSIFIER = train.KINDS['classifier']
 
 
 def smoke_config(**overrides):
@@ -21,17 +24,6 @@ def smoke_config(**overrides):
   config.batch_size = 64
   config.update(overrides)
   return config
-
-
-def test_random_shift_moves_content_by_at_most_max_shift():
-  images = jnp.zeros((16, 28, 28)).at[:, 14, 14].set(1.0)
-  shifted = jax.jit(views.random_shift, static_argnums=2)(jax.random.key(0), images, 2)
-  assert shifted.shape == images.shape
-  rows, cols = np.nonzero(np.asarray(shifted).sum(0))
-  assert np.all(np.abs(rows - 14) <= 2) and np.all(np.abs(cols - 14) <= 2)
-  assert len(set(zip(rows, cols))) > 1  # the offsets differ between images
-  np.testing.assert_array_equal(np.asarray(shifted).sum((1, 2)), 1.0)  # nothing lost
-  np.testing.assert_array_equal(views.random_shift(jax.random.key(0), images, 0), images)
 
 
 def test_jitted_train_steps_lower_the_loss(tiny_mnist):
@@ -45,16 +37,16 @@ def test_jitted_train_steps_lower_the_loss(tiny_mnist):
   batch = jnp.arange(64)
   initial, _ = train.cross_entropy(graphdef, params, images, labels)
   for step in range(40):
-    params, opt_state, loss, _ = train.train_step(
-        graphdef, optimizer, params, opt_state, images, labels, batch,
-        jax.random.key(step), np.float32(0.0), augmentation=train.Augmentation())
+    params, _, opt_state, loss, _ = train.fit_step(
+        graphdef, train.ClassifierLoss(), optimizer, params, None, opt_state,
+        (images, labels), batch, jax.random.key(step), np.float32(0.0))
   final, _ = train.cross_entropy(graphdef, params, images, labels)
   assert float(final) < 0.5 * float(initial)
 
 
 def test_training_is_deterministic_and_learns(tiny_mnist):
   config = smoke_config(epochs=3)
-  (model_a, metrics_a), (model_b, _) = [train.train_classifier(config, tiny_mnist)
+  (model_a, metrics_a), (model_b, _) = [train.fit(CLASSIFIER, config, tiny_mnist)
                                         for _ in range(2)]
   for a, b in zip(jax.tree.leaves(nnx.state(model_a)), jax.tree.leaves(nnx.state(model_b))):
     np.testing.assert_array_equal(a, b)
@@ -64,12 +56,12 @@ def test_training_is_deterministic_and_learns(tiny_mnist):
 
 def test_non_finite_loss_stops_training(tiny_mnist):
   with pytest.raises(TrainingError, match='non-finite'):
-    train.train_classifier(smoke_config(learning_rate=1e30), tiny_mnist)
+    train.fit(CLASSIFIER, smoke_config(learning_rate=1e30), tiny_mnist)
 
 
 def test_checkpoint_round_trip_gives_identical_logits(tmp_path, tiny_mnist):
   config = smoke_config()
-  model, metrics = train.train_classifier(config, tiny_mnist)
+  model, metrics = train.fit(CLASSIFIER, config, tiny_mnist)
   checkpoints.save(tmp_path, model, config, metrics)
   restored, restored_metrics = checkpoints.load(
       tmp_path, lambda: models.make_classifier(config.model, jax.random.key(99)))
@@ -81,7 +73,7 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path, tiny_mnist):
 
 def test_damaged_checkpoint_is_a_clear_error(tmp_path, tiny_mnist):
   config = smoke_config()
-  model, metrics = train.train_classifier(config, tiny_mnist)
+  model, metrics = train.fit(CLASSIFIER, config, tiny_mnist)
   checkpoints.save(tmp_path, model, config, metrics)
   for path in (tmp_path / checkpoints.PARAMS).rglob('*'):
     if path.is_file():
@@ -93,23 +85,71 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path, tiny_mnist):
 def test_get_classifier_reuses_a_matching_model_and_retrains_otherwise(
     tmp_path, mnist_dir, monkeypatch):
   config = train_experiment.classifier_config('smoke')
-  model, metrics = train.get_classifier(config, str(tmp_path), str(mnist_dir))
-  folder = io.model_dir(tmp_path, config.name)
+  workspace = io.Workspace(tmp_path, str(mnist_dir))
+  model, metrics = train.get_classifier(config, workspace)
+  folder = workspace.model_dir(config.name)
   assert (folder / 'metrics.json').is_file() and (folder / 'config.json').is_file()
 
   calls = []
-  real_train = train.train_classifier
-  monkeypatch.setattr(train, 'train_classifier',
-                      lambda *args: calls.append(1) or real_train(*args))
-  again, again_metrics = train.get_classifier(config, str(tmp_path), str(mnist_dir))
+  real_fit = train.fit
+  monkeypatch.setattr(train, 'fit', lambda *args: calls.append(1) or real_fit(*args))
+  config.log_every = 7  # how often training reports does not change the weights
+  again, again_metrics = train.get_classifier(config, workspace)
   assert not calls and again_metrics == metrics
   images = jnp.zeros((2, 28, 28))
   np.testing.assert_array_equal(model(images), again(images))
 
   config.seed = 1
-  train.get_classifier(config, str(tmp_path), str(mnist_dir))
+  train.get_classifier(config, workspace)
   assert calls == [1]
   assert checkpoints.saved_config(folder)['seed'] == 1
+
+
+def test_a_model_saved_before_a_key_was_declared_is_still_reused(tmp_path, tiny_mnist):
+  # Saved configs lack keys declared later (kernel_size, num_classes, kind,
+  # overlay_fraction, log_every): at their declared defaults they are the same model.
+  config = smoke_config()
+  model, metrics = train.fit(CLASSIFIER, config, tiny_mnist)
+  checkpoints.save(tmp_path, model, config, metrics)
+  saved = checkpoints.saved_config(tmp_path)
+  for key in ('overlay_fraction', 'log_every'):
+    del saved[key]
+  for key in ('kind', 'kernel_size', 'num_classes'):
+    del saved['model'][key]
+  (tmp_path / checkpoints.CONFIG).write_text(json.dumps(saved))
+  fail = lambda: pytest.fail('retrained a model whose weights are unchanged')
+  loaded, _ = checkpoints.load_or_train(tmp_path, config,
+                                        functools.partial(train.identity, CLASSIFIER),
+                                        lambda: model, fail)
+  config.model.kernel_size = 5  # an architecture knob is the model's identity
+  with pytest.raises(RuntimeError, match='retrain'):
+    checkpoints.load_or_train(tmp_path, config, functools.partial(train.identity, CLASSIFIER),
+                              lambda: model, lambda: (_ for _ in ()).throw(
+                                  RuntimeError('retrain')))
+
+
+@pytest.mark.parametrize('kind, key', [('classifier', 'classifier'),
+                                       ('flow', 'generator.model'),
+                                       ('vae', 'generator.model')])
+def test_every_kind_refuses_zero_steps_and_names_its_config_on_divergence(
+    kind, key, tiny_mnist):
+  config = train.KINDS[kind].defaults()
+  config.batch_size = 10_000_000  # more than the training set: no step at all
+  with pytest.raises(TrainingError, match='no step at all'):
+    train.fit(train.KINDS[kind], config, tiny_mnist)
+  assert train.KINDS[kind].config_key == key
+
+
+def test_unknown_and_declared_model_settings(tmp_path, mnist_dir):
+  config = train_experiment.classifier_config('smoke')
+  config.unlock()
+  config.colour = 'blue'
+  with pytest.raises(ConfigError, match="unknown classifier setting.*colour"):
+    train.get_classifier(config, io.Workspace(tmp_path))
+  result = run_cli('--experiment=train:smoke', '--config.classifier.model.kernel_size=5',
+                   '--config.classifier.epochs=0', f'--workdir={tmp_path}',
+                   env_data_dir=mnist_dir)
+  assert_one_line_error(result, 'no step at all')  # the key is declared: accepted
 
 
 def test_overlay_negatives_relabel_a_share_of_the_batch_as_two_digits():

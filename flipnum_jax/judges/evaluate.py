@@ -14,7 +14,6 @@ from absl import logging
 from flipnum_jax import data
 from flipnum_jax import exchange
 from flipnum_jax import io
-from flipnum_jax import pairs as pairs_lib
 from flipnum_jax import plots
 from flipnum_jax import reading_test as reading_lib
 from flipnum_jax.errors import ConfigError
@@ -24,7 +23,8 @@ from flipnum_jax.judges import panel as panel_lib
 from flipnum_jax.judges import readers
 
 
-def reading_test_dir(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
+def reading_test_dir(config: ml_collections.ConfigDict,
+                     workspace: io.Workspace) -> pathlib.Path | None:
   """The reading test whose readings to score: `readings` when set, else
   `<workdir>/reading_test` when it holds readings, else none."""
   if config.readings:
@@ -33,12 +33,12 @@ def reading_test_dir(config: ml_collections.ConfigDict, workdir: str) -> pathlib
       raise ConfigError(f'readings: {folder} holds no readings/ (name the reading test\'s '
                         'folder, e.g. runs/reading_test, after raters have answered)')
     return folder
-  default = io.experiment_dir(workdir, 'reading_test')
+  default = workspace.output_dir('reading_test')
   return default if (default / 'readings').is_dir() and any(
       (default / 'readings').iterdir()) else None
 
 
-def input_paths(config: ml_collections.ConfigDict, workdir: str,
+def input_paths(config: ml_collections.ConfigDict, workspace: io.Workspace,
                 test: reading_lib.Test | None
                 ) -> tuple[dict[str, pathlib.Path], dict[str, pathlib.Path]]:
   """The pairs files and the plain-samples files to judge. With neither named, the
@@ -47,7 +47,7 @@ def input_paths(config: ml_collections.ConfigDict, workdir: str,
   default = ''
   if not config.samples:
     default = ','.join(d['path'] for d in test.inputs if pathlib.Path(d['path']).is_file()) \
-        if test else str(io.experiment_dir(workdir, 'pairs') / 'pairs.npz')
+        if test else str(workspace.output_dir('pairs') / exchange.PAIRS_FILE)
   return (exchange.named_paths(config.inputs or default, 'inputs'),
           exchange.named_paths(config.samples, 'samples'))
 
@@ -62,7 +62,7 @@ def control_inputs(mnist: data.Mnist, seed: int) -> dict[str, tuple[np.ndarray, 
   """
   noise = np.random.default_rng(seed).random((100, 28, 28)).astype(np.float32)
   return {'control: natural flips': data.natural_flips(mnist),
-          'control: noise': (noise, pairs_lib.all_pairs(np.arange(10), np.arange(10)))}
+          'control: noise': (noise, exchange.all_pairs(np.arange(10), np.arange(10)))}
 
 
 def evaluate_input(panel: panel_lib.Panel, config: ml_collections.ConfigDict,
@@ -285,27 +285,27 @@ def report(reader_results: dict[str, Any] | None, results: dict[str, dict[str, A
   return '\n'.join(lines) + '\n'
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str,
-                   data_dir: str | None, name: str) -> None:
+def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
+                   name: str) -> None:
   if config.veto_judge and config.veto_judge not in config.judges:
     raise ConfigError(f'veto_judge {config.veto_judge!r} is not one of the judges '
                       f'{sorted(config.judges)}')
   # Read (and so refuse bad files) before any training or writing.
-  test_dir = reading_test_dir(config, workdir)
+  test_dir = reading_test_dir(config, workspace)
   test = reading_lib.load_test(test_dir) if test_dir else None
   readings = reading_lib.load_readings(test_dir, test) if test else []
-  paths, sample_paths = input_paths(config, workdir, test)
+  paths, sample_paths = input_paths(config, workspace, test)
   if not paths and not sample_paths:
     raise ConfigError('inputs and samples name no file to judge')
   inputs = {input_name: (*exchange.load_pairs_file(path), path)
             for input_name, path in paths.items()}
   sample_inputs = {sample_name: (*exchange.load_samples_file(path), path)
                    for sample_name, path in sample_paths.items()}
-  panel = panel_lib.load_panel(config, workdir, data_dir)
-  mnist = data.load_mnist(data_dir)
+  panel = panel_lib.load_panel(config, workspace)
+  mnist = workspace.mnist
   _, real_distances = knn.query(
       panel.neighbours, data.to_float(mnist.test_images[:config.real_distance_examples]), 1)
-  out_dir = io.experiment_dir(workdir, name)
+  out_dir = workspace.output_dir(name)
   if config.controls:
     inputs.update({control: (*arrays, None)
                    for control, arrays in control_inputs(mnist, config.seed).items()})

@@ -1,12 +1,12 @@
 """Metrics of a pairs file under the panel: readable rates, realism distances."""
 
-import json
 import pathlib
 from typing import Any
 
 import numpy as np
 
 from flipnum_jax import data
+from flipnum_jax import exchange
 from flipnum_jax.judges import frechet
 from flipnum_jax.judges import knn
 from flipnum_jax.judges import panel as panel_lib
@@ -46,10 +46,10 @@ def generator_view(pairs_path: pathlib.Path) -> dict[str, float] | None:
   """The generating classifier's own rates, from `scores.json` beside the file, by
   the judges' criterion (the intended digit is its top class); None without a
   scores.json that records it (files written before it did)."""
-  scores_path = pairs_path.parent / 'scores.json'
-  if not scores_path.is_file():
+  scores = exchange.read_scores(pairs_path.parent / exchange.SCORES_FILE)
+  if scores is None:
     return None
-  scores = json.loads(scores_path.read_text())['pairs']
+  scores = scores['pairs']
   if not all('reads_upright' in p and 'reads_rotated' in p for p in scores):
     return None
   upright = np.array([p['p_upright'] for p in scores])

@@ -17,6 +17,7 @@ from absl import logging
 from flax import nnx
 
 from flipnum_jax import data
+from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import train
 from flipnum_jax.judges import knn
@@ -63,18 +64,17 @@ class Panel(NamedTuple):
   k: int
 
 
-def load_panel(config: ml_collections.ConfigDict, workdir: str,
-               data_dir: str | None) -> Panel:
+def load_panel(config: ml_collections.ConfigDict, workspace: io.Workspace) -> Panel:
   """Trains (first time) or loads every judge that `config.judges` names."""
   classifiers, metrics = {}, {}
   start = time.perf_counter()
   for name, judge_config in config.judges.items():
     extra = (functools.partial(robustness_metrics, config.pgd)
              if judge_config.adversarial.epsilon else None)
-    model, metrics[name] = train.get_model(judge_config, workdir, data_dir, extra)
+    model, metrics[name] = train.get_model('classifier', judge_config, workspace, extra)
     classifiers[name] = nnx.split(model)
   logging.info('Judges ready in %.0f s.', time.perf_counter() - start)
-  mnist = data.load_mnist(data_dir)
+  mnist = workspace.mnist
   neighbours = knn.from_mnist(mnist, config.knn.train_examples)
   metrics['knn'] = {'test_accuracy': knn_accuracy(neighbours, mnist, config.knn.k)}
   return Panel(classifiers, metrics, neighbours, config.knn.k)

@@ -1,0 +1,121 @@
+"""Generators: ways to draw flip-digit candidates, all behind one small protocol.
+
+A generator is a module registered by name in `REGISTRY` with
+  default_config() -> ConfigDict: every key of the `generator` subtree of a pairs
+      config, `name` included (experiments start from it and change values);
+  check(config) -> None: refuses a bad `generator` subtree with a ConfigError
+      before anything is trained or drawn;
+  draw(config, candidate_pairs, guide, workspace, key) -> base.Drawn: one image
+      per row (a, b) of `candidate_pairs`, all in one compiled program, from the
+      typed `key` (derive every use from it), `guide` being the generating
+      classifier and the flip objective.
+`generate` draws K candidates per pair with the generator the config names, reads
+them with the generating classifier, and keeps one per pair (`choose`): only
+generator-side models ever choose; generators never import the judges.
+
+Adding a generator: a module here with those three functions, and a line in
+`REGISTRY` (the README walks through `ascent` as the example).
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from flipnum_jax import io
+from flipnum_jax import objectives
+from flipnum_jax import train
+from flipnum_jax.errors import ConfigError
+from flipnum_jax.generators import ascent
+from flipnum_jax.generators import base
+from flipnum_jax.generators import flow
+from flipnum_jax.generators import prior
+
+REGISTRY = {'ascent': ascent, 'flow': flow, 'prior': prior}
+
+
+def check(config: ml_collections.ConfigDict):
+  """The generator module a pairs config names, after checking all of its
+  settings (generator, objective, candidates); a ConfigError if any is bad."""
+  name = config.generator.name
+  if name not in REGISTRY:
+    raise ConfigError(f'generator.name must be one of {sorted(REGISTRY)}, not {name!r}')
+  module = REGISTRY[name]
+  declared = set(module.default_config().keys())
+  if set(config.generator.keys()) != declared:
+    raise ConfigError(f'the {name} generator takes the settings {sorted(declared)}, '
+                      f'not {sorted(config.generator)}')
+  module.check(config.generator)
+  objectives.flip_objective(config.objective)
+  if config.candidates < 1:
+    raise ConfigError(f'candidates must be ≥ 1, not {config.candidates}')
+  return module
+
+
+@jax.jit
+def _view_probs(graphdef: nnx.GraphDef, params: nnx.State,
+                images: jax.Array) -> jax.Array:
+  return jnp.exp(jax.vmap(objectives.view_log_probs, in_axes=(None, None, 0))(
+      graphdef, params, images))
+
+
+def pair_probabilities(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array,
+                       pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """p(a | x) and p(b | rot180 x) for each image and its pair (a, b), and (2, N)
+  whether a (row 0) and b (row 1) are the classifier's top class in their view —
+  the criterion the judges read by."""
+  probs = np.asarray(_view_probs(graphdef, params, images))
+  index = np.arange(len(pairs))
+  return (probs[index, 0, pairs[:, 0]], probs[index, 1, pairs[:, 1]],
+          probs.argmax(-1).T == pairs.T)
+
+
+def choose(min_probability: np.ndarray, typicality: np.ndarray | None,
+           candidates: int) -> np.ndarray:
+  """The index of each pair's kept candidate, for K = `candidates` consecutive
+  candidates per pair: the one the generating classifier reads best (highest
+  min(p_a, p_b)); or, when the generator reports a typicality error, among the
+  candidates that classifier reads both ways (min p > ½) the one whose worse view
+  is most typical (lowest max error), candidates it does not read ranking below."""
+  scores = min_probability
+  if typicality is not None:
+    worst = typicality.max(1)
+    scores = np.where(min_probability > 0.5, 2.0 - worst / (1.0 + worst), min_probability)
+  per_pair = scores.reshape(-1, candidates)
+  return np.arange(per_pair.shape[0]) * candidates + per_pair.argmax(1)
+
+
+class Generated(NamedTuple):
+  """The chosen image per pair, the generator's probabilities of both readings,
+  whether each reading is its top class ((2, N)), and the generation's timing."""
+  images: np.ndarray
+  p_upright: np.ndarray
+  p_rotated: np.ndarray
+  reads: np.ndarray
+  timing: dict[str, float]
+
+
+def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
+             workspace: io.Workspace) -> Generated:
+  """K = config.candidates candidates per pair by the generator `config.generator`
+  names, all in one compiled program, each pair keeping the one `choose` picks.
+  A bad config is refused before anything is trained or written."""
+  module = check(config)
+  candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
+  classifier, _ = train.get_classifier(config.classifier, workspace)
+  graphdef, params = nnx.split(classifier)
+  guide = base.Guide(graphdef, params, objectives.flip_objective(config.objective))
+  drawn = module.draw(config.generator, candidate_pairs, guide, workspace,
+                      jax.random.key(config.seed))
+  p_upright, p_rotated, reads = pair_probabilities(
+      graphdef, params, jnp.asarray(drawn.images), candidate_pairs)
+  best = choose(np.minimum(p_upright, p_rotated), drawn.typicality, config.candidates)
+  timing_summary = {'compile_seconds': drawn.seconds.compile,
+                    'run_seconds': drawn.seconds.run,
+                    'image_steps_per_second':
+                        len(candidate_pairs) * drawn.steps / drawn.seconds.run}
+  return Generated(drawn.images[best], p_upright[best], p_rotated[best], reads[:, best],
+                   timing_summary)

@@ -1,0 +1,180 @@
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from experiments import diffusion as diffusion_experiment
+from experiments import pairs_diffusion
+from flipnum_jax import checkpoints
+from flipnum_jax import data
+from flipnum_jax import generators
+from flipnum_jax import io
+from flipnum_jax import models
+from flipnum_jax import objectives
+from flipnum_jax import train
+from flipnum_jax import views
+from flipnum_jax.errors import ConfigError
+from flipnum_jax.generators import flow
+from tests.conftest import override
+from tests.test_run import run_cli
+
+
+@pytest.fixture(scope='module')
+def tiny_unet():
+  config = diffusion_experiment.model_config('smoke')
+  return nnx.split(models.make_unet(config.model, jax.random.key(0)))
+
+
+def test_space_to_depth_round_trips_and_keeps_blocks_together():
+  images = jax.random.uniform(jax.random.key(0), (3, 28, 28))
+  folded = models.space_to_depth(images)
+  assert folded.shape == (3, 14, 14, 4)
+  np.testing.assert_array_equal(folded[1, 2, 5], images[1, 4:6, 10:12].ravel())
+  np.testing.assert_array_equal(models.depth_to_space(folded), images)
+
+
+def test_flow_matching_loss_is_finite_and_learns(tiny_unet, tiny_mnist):
+  config = diffusion_experiment.model_config('smoke')
+  config.train_examples = 256
+  config.log_every = 2
+  config.epochs = 2
+  model, metrics = train.fit(train.KINDS['flow'], config, tiny_mnist)
+  assert np.isfinite(metrics['final_train_loss'])
+  # Pure noise would give a loss ≈ 2 (the variance of ε − x); the model does better.
+  graphdef, params = nnx.split(model)
+  examples = (jnp.asarray(tiny_mnist.test_images[:64] / 255.0, jnp.float32),
+              jnp.asarray(tiny_mnist.test_labels[:64]))
+  loss = jax.jit(train.FlowMatchingLoss(0.0).__call__, static_argnums=0)
+  trained, _ = loss(graphdef, params, examples, jax.random.key(1), 0.0)
+  untrained, _ = loss(*tiny_unet, examples, jax.random.key(1), 0.0)
+  assert float(trained) < float(untrained)
+
+
+def test_one_euler_step_is_noise_minus_the_guided_velocity(tiny_unet):
+  # From t = 1 to t = 0 in one step: x₀ = x₁ − v(x₁, 1), mapped to [0, 1].
+  graphdef, params = tiny_unet
+  noise = jax.random.normal(jax.random.key(0), (4, 28, 28))
+  labels = jnp.array([3, 6, 1, 0])
+  v = flow.guided_velocity(graphdef, params, noise, jnp.float32(1.0), labels, 2.0)
+  plain = flow.sample_digits(graphdef, params, noise, labels, jax.random.key(1), 2.0,
+                             steps=1)
+  np.testing.assert_allclose(plain, models.to_images(noise - v), atol=1e-5)
+  flips = flow.sample_flips(graphdef, params, noise, jnp.stack([labels, labels[::-1]], 1),
+                            jax.random.key(1), 2.0, steps=1)
+  assert not np.allclose(flips, plain)  # the turned view's velocity is averaged in
+
+
+def test_guidance_is_traced_not_a_recompile(tiny_unet, monkeypatch):
+  graphdef, params = tiny_unet
+  traces = []
+  real = flow.flip_velocity
+  monkeypatch.setattr(flow, 'flip_velocity', lambda *a: traces.append(1) or real(*a))
+  noise = jax.random.normal(jax.random.key(0), (5, 28, 28))  # a shape no other test uses
+  flip_pairs = jnp.array([[3, 7], [6, 9], [1, 1], [0, 8], [2, 5]])
+  draw = lambda guidance: flow.sample_flips(graphdef, params, noise, flip_pairs,
+                                            jax.random.key(1), guidance, steps=2)
+  weak = draw(1.0)
+  traced = len(traces)
+  strong = draw(4.0)
+  assert traced >= 1 and len(traces) == traced  # another guidance: no new trace
+  assert not np.allclose(weak, strong)
+
+
+def test_view_averaged_sampling_is_equivariant_under_the_turn(tiny_unet):
+  # Sampling (a, b) and turning the result equals sampling (b, a) from turned noise.
+  graphdef, params = tiny_unet
+  noise = jax.random.normal(jax.random.key(3), (3, 28, 28))
+  forward = jnp.array([[3, 7], [2, 5], [4, 9]])
+  images = flow.sample_flips(graphdef, params, noise, forward, jax.random.key(0), 3.0,
+                             steps=4)
+  swapped = flow.sample_flips(graphdef, params, views.rot180(noise), forward[:, ::-1],
+                              jax.random.key(0), 3.0, steps=4)
+  np.testing.assert_allclose(views.rot180(images), swapped, atol=1e-5)
+
+
+def test_classifier_guidance_raises_the_generators_score(tiny_unet):
+  graphdef, params = tiny_unet
+  spec = models.classifier_spec()
+  spec.conv_features, spec.hidden = (4, 8), 16
+  classifier = models.make_classifier(spec, jax.random.key(5))
+  classifier_graphdef, classifier_params = nnx.split(classifier)
+  objective = objectives.FlipObjective(softmin_temperature=1.0)
+  noise = jax.random.normal(jax.random.key(4), (4, 28, 28))
+  flip_pairs = jnp.array([[3, 7], [6, 9], [1, 1], [0, 8]])
+  score = lambda images: jax.vmap(objective, in_axes=(None, None, 0, 0, 0))(
+      classifier_graphdef, classifier_params, images, flip_pairs,
+      jax.random.split(jax.random.key(0), 4)).mean()
+  plain = flow.sample_flips(graphdef, params, noise, flip_pairs, jax.random.key(1), 1.0,
+                            steps=4)
+  guided = flow.sample_flips(graphdef, params, noise, flip_pairs, jax.random.key(1), 1.0,
+                             classifier_params, 2.0, steps=4,
+                             classifier=classifier_graphdef, objective=objective)
+  assert float(score(guided)) > float(score(plain))
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('generator.steps', 0, 'steps must be ≥ 1'),
+    ('generator.guidance', -1.0, 'guidance must be finite and ≥ 0'),
+    ('generator.classifier_weight', -0.5, 'classifier_weight must be ≥ 0'),
+    ('generator.select', 'best', 'select must be one of'),
+    ('generator.name', 'gan', 'generator.name must be one of'),
+    ('generator.name', 'ascent', 'the ascent generator takes the settings'),
+])
+def test_bad_flow_configs_are_refused(key, value, message):
+  config = pairs_diffusion.get_config('smoke')
+  override(config, key, value)
+  with pytest.raises(ConfigError, match=message):
+    generators.check(config)
+
+
+def test_smoke_diffusion_and_pairs_write_their_outputs(smoke_workdir, mnist_dir):
+  result = run_cli('--experiment=diffusion:smoke', f'--workdir={smoke_workdir}',
+                   env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with np.load(smoke_workdir / 'diffusion/smoke/samples.npz') as npz:
+    assert npz['images'].shape == (20, 28, 28) and npz['images'].dtype == np.float32
+    np.testing.assert_array_equal(npz['labels'], np.repeat(np.arange(10), 2))
+  assert (smoke_workdir / 'diffusion/smoke/samples.png').read_bytes().startswith(b'\x89PNG')
+  assert (smoke_workdir / 'models/diffusion_smoke/metrics.json').is_file()
+
+  # pairs:smoke: the main job, guided by an open-set classifier (11 classes), with
+  # the denoising choice.
+  result = run_cli('--experiment=pairs:smoke', f'--workdir={smoke_workdir}',
+                   env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Loaded diffusion_smoke' in result.stderr  # the cached model is reused
+  generator = smoke_workdir / 'models/classifier_smoke_open_set/config.json'
+  assert json.loads(generator.read_text())['model']['num_classes'] == 11
+  assert 'Drew 8 flip candidates' in result.stderr  # 4 pairs × 2 in one batch
+  with np.load(smoke_workdir / 'pairs/smoke/pairs.npz') as npz:
+    assert npz['images'].shape == (4, 28, 28)
+    assert npz['pairs'].tolist() == [[3, 7], [3, 9], [6, 7], [6, 9]]
+
+
+def test_committed_flow_model_is_reused_and_denoises_real_digits(
+    tmp_path, mnist_dir, monkeypatch):
+  config = diffusion_experiment.model_config()
+  config.log_every = 50  # a logging setting: the committed model must still be used
+  monkeypatch.setattr(train, 'fit', lambda *a: pytest.fail('retrained the committed model'))
+  workspace = io.Workspace(tmp_path, str(mnist_dir))
+  model, metrics = train.get_model('flow', config, workspace)
+  # The restored weights are the architecture's (a 600k-parameter U-Net), all of them.
+  assert models.num_params(nnx.state(model, nnx.Param)) == metrics['num_params'] == 600212
+  examples = (jnp.asarray(data.to_float(workspace.mnist.test_images[:256])),
+              jnp.asarray(workspace.mnist.test_labels[:256]))
+  loss, _ = train.FlowMatchingLoss(0.0)(*nnx.split(model), examples, jax.random.key(0), 0.0)
+  # Trained: ≈ 0.19 (an untrained network: ≈ 2, the variance of ε − x).
+  assert float(loss) < 0.3
+  config.epochs = 6  # a setting that shapes the weights: that would retrain
+  with pytest.raises(pytest.fail.Exception, match='retrained'):
+    train.get_model('flow', config, workspace)
+
+
+def test_sampling_keys_share_no_key_with_the_sampler_steps():
+  noise_key, step_key, typicality_key = flow.sampling_keys(jax.random.key(3))
+  used = [noise_key, typicality_key, *jax.random.split(step_key, 40)]
+  bits = [tuple(np.asarray(jax.random.key_data(k)).ravel()) for k in used]
+  assert len(set(bits)) == len(bits)

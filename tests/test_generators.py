@@ -1,0 +1,55 @@
+"""The generator protocol, the candidate choice and every registered generator."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from experiments import blog_pairs
+from experiments import pairs as pairs_experiment
+from experiments import pairs_vae
+from flipnum_jax import generators
+from flipnum_jax import io
+from flipnum_jax import objectives
+from flipnum_jax import train
+from flipnum_jax.generators import base
+
+
+def test_choose_keeps_each_pairs_most_readable_candidate():
+  min_probability = np.array([0.1, 0.9, 0.3, 0.8, 0.2, 0.4, 0.7, 0.6, 0.5])
+  np.testing.assert_array_equal(generators.choose(min_probability, None, 3), [1, 3, 6])
+
+
+def test_choose_with_typicality_prefers_the_typical_among_the_readable():
+  # Pair 0: candidates 1 and 2 are read both ways; 2 is more typical, so it wins
+  # over 1's higher probability. Pair 1: none is read; the most readable wins.
+  min_probability = np.array([0.3, 0.95, 0.6, 0.2, 0.4, 0.1])
+  typicality = np.array([[0.0, 0.0], [0.5, 0.9], [0.2, 0.3],
+                         [0.0, 0.0], [0.9, 0.9], [0.0, 0.0]])
+  np.testing.assert_array_equal(generators.choose(min_probability, typicality, 3), [2, 4])
+
+
+@pytest.mark.parametrize('name', sorted(generators.REGISTRY))
+def test_every_generator_declares_checks_and_draws_one_image_per_candidate(
+    name, tmp_path, mnist_dir):
+  module = generators.REGISTRY[name]
+  config = module.default_config()
+  assert config.name == name
+  module.check(config)  # its defaults are valid
+  experiment = {'ascent': blog_pairs, 'prior': pairs_vae, 'flow': pairs_experiment}[name]
+  smoke = experiment.get_config('smoke')
+  assert smoke.generator.name == name and set(smoke.generator.keys()) == set(config.keys())
+  workspace = io.Workspace(tmp_path, str(mnist_dir))
+  classifier, _ = train.get_classifier(smoke.classifier, workspace)
+  guide = base.Guide(*nnx.split(classifier), objectives.flip_objective(smoke.objective))
+  candidate_pairs = np.array([[3, 7], [3, 7], [6, 9], [6, 9]])
+  key = jax.random.key(0)
+  drawn = module.draw(smoke.generator, candidate_pairs, guide, workspace, key)
+  assert drawn.images.shape == (4, 28, 28) and drawn.images.dtype == np.float32
+  assert drawn.steps == smoke.generator.steps
+  assert drawn.typicality is None or drawn.typicality.shape == (4, 2)
+  # Each row is drawn for its own pair, and the same key draws the same images,
+  # bit for bit.
+  assert not np.allclose(drawn.images[0], drawn.images[2])
+  again = module.draw(smoke.generator, candidate_pairs, guide, workspace, key)
+  np.testing.assert_array_equal(again.images, drawn.images)
