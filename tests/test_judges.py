@@ -239,7 +239,11 @@ def test_generate_then_evaluate_cli_writes_json_heatmap_and_report(smoke_panel, 
     assert set(entry['judges'][judge]) == {'test_accuracy', 'upright', 'rotated', 'both',
                                            'mean_min_prob'}
   assert set(entry['panel']) == {'upright', 'rotated', 'both'}
-  assert entry['generator']['mean_min_prob'] > 0
+  # The generator's column is scores.json's own view, not a judge's.
+  scores = exchange.read_scores(workdir / 'blog_pairs' / exchange.SCORES_FILE)
+  assert entry['generator']['mean_min_prob'] == pytest.approx(scores['mean_min_confidence'])
+  assert entry['generator']['both'] == np.mean(
+      [p['reads_upright'] and p['reads_rotated'] for p in scores['pairs']])
   for key in ('upright', 'rotated', 'upright_floor', 'rotated_floor'):
     assert np.isfinite(entry['frechet'][key]) and entry['frechet'][key] >= 0
   assert (out / 'blog_pairs' / 'readable.png').read_bytes().startswith(b'\x89PNG')
