@@ -230,8 +230,7 @@ class FlowMatchingLoss(NamedTuple):
 
 def negative_elbo(graphdef: nnx.GraphDef, params: nnx.State,
                   examples: tuple[jax.Array], key: jax.Array,
-                  unused_schedule: jax.Array = jnp.float32(0.0)
-                  ) -> tuple[jax.Array, jax.Array]:
+                  unused_schedule: float = 0.0) -> tuple[jax.Array, jax.Array]:
   """Mean over the batch of −ELBO: Bernoulli reconstruction + KL to N(0, I)."""
   vae = nnx.merge(graphdef, params)
   images, = examples
@@ -282,7 +281,7 @@ class Kind(NamedTuple):
   # Measurements of the trained model, added to its metrics.
   evaluate: Callable[[nnx.Module, data.Mnist], dict[str, Any]]
   ema: bool = False  # sample with an exponential moving average of the weights
-  config_key: str = ''  # where the kind's config sits in a job's config (errors)
+  metric: str = ''  # what the loss's auxiliary output measures ('' = nothing)
 
 
 def _test_accuracy(model: nnx.Module, mnist: data.Mnist) -> dict[str, Any]:
@@ -301,14 +300,13 @@ _NO_SCHEDULE = lambda config, step, steps_per_epoch: np.float32(0.0)
 KINDS = {
     'classifier': Kind(classifier_config, models.make_classifier, classifier_loss,
                        first_examples, make_optimizer, adversarial_epsilon,
-                       _test_accuracy, config_key='classifier'),
+                       _test_accuracy, metric='train accuracy'),
     'flow': Kind(flow_config, models.make_unet,
                  lambda config: FlowMatchingLoss(config.label_dropout), first_examples,
-                 make_optimizer, _NO_SCHEDULE, lambda model, mnist: {}, ema=True,
-                 config_key='generator.model'),
+                 make_optimizer, _NO_SCHEDULE, lambda model, mnist: {}, ema=True),
     'vae': Kind(vae_config, models.make_vae, lambda config: negative_elbo, both_views,
                 lambda config, total_steps: optax.adam(config.learning_rate),
-                _NO_SCHEDULE, _test_negative_elbo, config_key='generator.model'),
+                _NO_SCHEDULE, _test_negative_elbo),
 }
 
 
@@ -348,15 +346,15 @@ def epoch_batches(epoch_key: jax.Array, count: int,
 
 
 def _check_finite(losses: list[jax.Array], config: ml_collections.ConfigDict,
-                  kind: Kind, epoch: int, first_step: int) -> float:
+                  epoch: int, first_step: int) -> float:
   """The mean of `losses` (steps first_step…), or a TrainingError naming the first
   non-finite one."""
   values = np.asarray(losses)
   if not np.all(np.isfinite(values)):
     bad = first_step + int(np.argmin(np.isfinite(values)))
     raise TrainingError(f'training {config.name} diverged: the loss became non-finite '
-                        f'at epoch {epoch}, step {bad}; lower '
-                        f'{kind.config_key}.learning_rate')
+                        f'at epoch {epoch}, step {bad}; lower its learning_rate '
+                        f'(now {config.learning_rate})')
   return float(values.mean())
 
 
@@ -394,17 +392,17 @@ def fit(kind: Kind, config: ml_collections.ConfigDict,
       losses.append(value)
       aux.append(metric)
       if step % config.log_every == 0:  # the only host round-trip: a progress line
-        recent = _check_finite(losses[-config.log_every:], config, kind, epoch,
+        recent = _check_finite(losses[-config.log_every:], config, epoch,
                                step - config.log_every + 1)
         elapsed = time.perf_counter() - start
         logging.info('%s epoch %d/%d step %d/%d  loss %.4f  %.1f steps/s  ETA %.0fs',
                      config.name, epoch, config.epochs, step, steps_per_epoch, recent,
                      done / elapsed, elapsed / done * (total_steps - done))
-    epoch_loss = _check_finite(losses, config, kind, epoch, 1)
+    epoch_loss = _check_finite(losses, config, epoch, 1)
     elapsed = time.perf_counter() - start
-    logging.info('%s epoch %d/%d  loss %.4f  train metric %.4f  %.0f examples/s  '
-                 'ETA %.0fs', config.name, epoch, config.epochs, epoch_loss,
-                 float(np.mean(np.asarray(aux))),
+    measured = f'  {kind.metric} {np.mean(np.asarray(aux)):.4f}' if kind.metric else ''
+    logging.info('%s epoch %d/%d  loss %.4f%s  %.0f examples/s  ETA %.0fs', config.name,
+                 epoch, config.epochs, epoch_loss, measured,
                  epoch * steps_per_epoch * config.batch_size / elapsed,
                  elapsed / epoch * (config.epochs - epoch))
   model = nnx.merge(graphdef, ema_params if kind.ema else params)

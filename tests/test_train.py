@@ -128,16 +128,12 @@ def test_a_model_saved_before_a_key_was_declared_is_still_reused(tmp_path, tiny_
                                   RuntimeError('retrain')))
 
 
-@pytest.mark.parametrize('kind, key', [('classifier', 'classifier'),
-                                       ('flow', 'generator.model'),
-                                       ('vae', 'generator.model')])
-def test_every_kind_refuses_zero_steps_and_names_its_config_on_divergence(
-    kind, key, tiny_mnist):
+@pytest.mark.parametrize('kind', sorted(train.KINDS))
+def test_every_kind_refuses_zero_steps(kind, tiny_mnist):
   config = train.KINDS[kind].defaults()
   config.batch_size = 10_000_000  # more than the training set: no step at all
   with pytest.raises(TrainingError, match='no step at all'):
     train.fit(train.KINDS[kind], config, tiny_mnist)
-  assert train.KINDS[kind].config_key == key
 
 
 def test_unknown_and_declared_model_settings(tmp_path, mnist_dir):
