@@ -10,10 +10,11 @@ at the model's clean-image estimate, on the robust *open-set* generating classif
 (`train:open_set`: an 11th class for two digits drawn over each other, so that high
 p(a | x) also means one digit); K = 8 candidates per pair in one compiled 20-step
 scan, each pair keeping, among the candidates the generator reads both ways, the one
-whose worse view the diffusion model finds most typical. Expected (evaluate): the
-judges' majority ≈ 96–97% both ways, ≈ 84–87% with the open-set veto, robust judge
-≥ 90%, Fréchet ≈ 160–170 against a floor of ≈ 92; ≈ 7 minutes cold (training the
-classifier) and ≈ 2.5 minutes warm on 2 CPU cores.
+whose worse view the diffusion model finds most typical. Expected: three blind
+readers' majority reads ≈ 53 of the 100 pairs both ways (forced) and ≈ 20
+(confident); evaluate: the judges' majority ≈ 93–97% both ways, ≈ 76–87% with the
+open-set veto, robust judge ≥ 90%, Fréchet ≈ 170 against a floor of ≈ 84; ≈ 8
+minutes cold (training the classifier) and ≈ 3.3 minutes warm on 2 CPU cores.
 """
 
 import ml_collections
