@@ -8,7 +8,6 @@ from flax import nnx
 
 from experiments import diffusion as diffusion_experiment
 from experiments import pairs_diffusion
-from flipnum_jax import checkpoints
 from flipnum_jax import data
 from flipnum_jax import generators
 from flipnum_jax import io
@@ -121,6 +120,9 @@ def test_classifier_guidance_raises_the_generators_score(tiny_unet):
     ('generator.classifier_weight', -0.5, 'classifier_weight must be ≥ 0'),
     ('generator.select', 'best', 'select must be one of'),
     ('generator.name', 'gan', 'generator.name must be one of'),
+    ('generator.combine', 'max', 'combine must be one of'),
+    ('generator.view_weighting', True, "view_weighting needs generator.combine='clean'"),
+    ('generator.guidance_interval', (0.5, 0.2), 'guidance_interval must be'),
     ('generator.name', 'ascent', 'the ascent generator takes the settings'),
 ])
 def test_bad_flow_configs_are_refused(key, value, message):
@@ -178,3 +180,58 @@ def test_sampling_keys_share_no_key_with_the_sampler_steps():
   used = [noise_key, typicality_key, *jax.random.split(step_key, 40)]
   bits = [tuple(np.asarray(jax.random.key_data(k)).ravel()) for k in used]
   assert len(set(bits)) == len(bits)
+
+
+def test_clean_combination_of_agreeing_views_is_their_velocity_and_keeps_noise_rms():
+  x = jax.random.normal(jax.random.key(0), (3, 28, 28))
+  v = jax.random.normal(jax.random.key(1), (3, 28, 28))
+  even = jnp.full((2, 3), 0.5)
+  same, clean = flow.clean_combination(x, 0.6, 0.5, (v, v), even)
+  np.testing.assert_allclose(same, v, atol=1e-5)
+  np.testing.assert_allclose(clean, x - 0.6 * v, atol=1e-6)
+  # Two views that disagree: the averaged noise estimate is rescaled to their RMS.
+  w = jax.random.normal(jax.random.key(2), (3, 28, 28))
+  velocity, clean = flow.clean_combination(x, 0.6, 0.5, (v, w), even)
+  landing = x + (0.5 - 0.6) * velocity
+  noise = (landing - 0.5 * clean) / 0.5
+  rms = lambda a: np.sqrt(np.mean(np.asarray(a) ** 2, axis=(1, 2)))
+  np.testing.assert_allclose(rms(noise), 0.5 * (rms(x + 0.4 * v) + rms(x + 0.4 * w)),
+                             rtol=1e-4)
+  assert np.all(rms(noise) > rms(0.5 * (2 * x + 0.4 * (v + w))))  # plain averaging shrinks
+
+
+def test_guidance_interval_and_clean_combination_in_the_sampler(tiny_unet):
+  graphdef, params = tiny_unet
+  noise = jax.random.normal(jax.random.key(3), (3, 28, 28))
+  forward = jnp.array([[3, 7], [2, 5], [4, 9]])
+  draw = lambda guidance, interval, **kw: flow.sample_flips(
+      graphdef, params, noise, forward, jax.random.key(0), guidance, None, 0.0,
+      jnp.array(interval), steps=2, **kw)
+  # Times 1 and ½: an interval holding neither is no guidance (weight 1) at all.
+  np.testing.assert_array_equal(draw(3.0, (0.0, 0.1)), draw(1.0, (0.0, 1.0)))
+  assert not np.allclose(draw(3.0, (0.0, 1.0)), draw(1.0, (0.0, 1.0)))
+  # The clean combination keeps the turn equivariance of view averaging.
+  images = draw(3.0, (0.0, 1.0), combine='clean')
+  swapped = flow.sample_flips(graphdef, params, views.rot180(noise), forward[:, ::-1],
+                              jax.random.key(0), 3.0, None, 0.0, jnp.array((0.0, 1.0)),
+                              steps=2, combine='clean')
+  np.testing.assert_allclose(views.rot180(images), swapped, atol=1e-5)
+  assert not np.allclose(images, draw(3.0, (0.0, 1.0)))
+
+
+def test_view_weighting_reads_the_views_and_keeps_the_turn_equivariance(tiny_unet):
+  graphdef, params = tiny_unet
+  spec = models.classifier_spec()
+  spec.conv_features, spec.hidden = (4, 8), 16
+  classifier_graphdef, classifier_params = nnx.split(
+      models.make_classifier(spec, jax.random.key(5)))
+  noise = jax.random.normal(jax.random.key(6), (3, 28, 28))
+  forward = jnp.array([[3, 7], [2, 5], [4, 9]])
+  draw = lambda noise, pairs, weighting: flow.sample_flips(
+      graphdef, params, noise, pairs, jax.random.key(0), 3.0, classifier_params, 0.0,
+      jnp.array((0.0, 1.0)), steps=3, classifier=classifier_graphdef, combine='clean',
+      view_weighting=weighting)
+  weighted = draw(noise, forward, True)
+  assert not np.allclose(weighted, draw(noise, forward, False))
+  np.testing.assert_allclose(views.rot180(weighted),
+                             draw(views.rot180(noise), forward[:, ::-1], True), atol=1e-4)

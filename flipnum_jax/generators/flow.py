@@ -12,7 +12,15 @@ all images and all steps in one `lax.scan`. The pieces compose:
   180° turn permutes pixels, so it keeps Gaussian noise Gaussian and the averaged
   field is a valid velocity for both views at once;
 - classifier guidance (`sample_flips` with a guide): the gradient of the flip
-  objective at the model's clean-image estimate, weight `classifier_weight`.
+  objective at the model's clean-image estimate, weight `classifier_weight`;
+- how the views combine (`combine`): their velocities averaged, or (after
+  Anagram-MTL, Xu et al. 2024) their clean-image and noise estimates combined
+  apart, the noise estimate's RMS restored (averaging two partly independent noise
+  estimates shrinks it, which leaves grey, doubled strokes) and, with
+  `view_weighting`, the view the generating classifier reads worse weighted more,
+  α ∝ p^−(1 + step/30);
+- a guidance interval: classifier-free guidance only at times in (lo, hi], plain
+  conditional velocity elsewhere (Kynkäänniemi et al. 2024).
 """
 
 import functools
@@ -37,6 +45,8 @@ from flipnum_jax.generators import base
 # How a pair's candidate is chosen: by the generating classifier only, or also by
 # the flow model's typicality of both views (`flip_denoising_error`).
 SELECTIONS = ('generator', 'denoising')
+# How the two views' predictions make one step (see the module docstring).
+COMBINATIONS = ('velocity', 'clean')
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -44,7 +54,11 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       'name': 'flow', 'model': train.flow_config(), 'steps': 40, 'guidance': 3.0,
       'classifier_weight': 0.0,  # weight of the classifier's gradient (0 = none)
-      'select': 'generator'})
+      'select': 'generator',
+      'combine': 'velocity',  # or 'clean': estimates combined apart, noise RMS kept
+      'view_weighting': False,  # with 'clean': weight the worse-read view more
+      # classifier-free guidance only for times t in (lo, hi]; 1 = pure noise
+      'guidance_interval': (0.0, 1.0)})
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -58,6 +72,15 @@ def check(config: ml_collections.ConfigDict) -> None:
   if not config.classifier_weight >= 0:
     raise ConfigError('generator.classifier_weight must be ≥ 0, not '
                       f'{config.classifier_weight}')
+  if config.combine not in COMBINATIONS:
+    raise ConfigError(f'generator.combine must be one of {COMBINATIONS}, not '
+                      f'{config.combine!r}')
+  if config.view_weighting and config.combine != 'clean':
+    raise ConfigError("generator.view_weighting needs generator.combine='clean'")
+  low, high = config.guidance_interval
+  if not 0.0 <= low < high <= 1.0:
+    raise ConfigError('generator.guidance_interval must be (lo, hi) with 0 ≤ lo < hi ≤ 1, '
+                      f'not {tuple(config.guidance_interval)}')
 
 
 def velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
@@ -78,25 +101,57 @@ def guided_velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
   return unconditional + guidance * (conditional - unconditional)
 
 
-def flip_velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
-                  time: jax.Array, pairs: jax.Array, guidance: jax.Array) -> jax.Array:
-  """The view-averaged velocity: ½·(v(x | a) + rot180 v(rot180 x | b)) per pair
-  (a, b) of `pairs` (N, 2); both views go through the network as one batch."""
+def view_velocities(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
+                    time: jax.Array, pairs: jax.Array,
+                    guidance: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The guided velocities of both views, in the upright frame: v(x | a) and
+  rot180 v(rot180 x | b) per pair (a, b) of `pairs` (N, 2); both views go through
+  the network as one batch."""
   n = noisy.shape[0]
   v = guided_velocity(graphdef, params,
                       jnp.concatenate([noisy, views.rot180(noisy)]), time,
                       jnp.concatenate([pairs[:, 0], pairs[:, 1]]), guidance)
-  return 0.5 * (v[:n] + views.rot180(v[n:]))
+  return v[:n], views.rot180(v[n:])
+
+
+def flip_velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
+                  time: jax.Array, pairs: jax.Array, guidance: jax.Array) -> jax.Array:
+  """The view-averaged velocity: ½·(v(x | a) + rot180 v(rot180 x | b))."""
+  upright, turned = view_velocities(graphdef, params, noisy, time, pairs, guidance)
+  return 0.5 * (upright + turned)
+
+
+def _rms(images: jax.Array) -> jax.Array:
+  return jnp.sqrt(jnp.mean(images ** 2, axis=(-2, -1), keepdims=True))
+
+
+def clean_combination(noisy: jax.Array, time: jax.Array, next_time: jax.Array,
+                      velocities: tuple[jax.Array, jax.Array],
+                      weights: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The velocity, and the clean estimate x̂, whose Euler step from `time` to `next_time` lands where the
+  views' combined estimates put the image: x̂ = Σ αᵢ x̂ᵢ and ε̂ = Σ αᵢ ε̂ᵢ (x̂ᵢ =
+  x − t·vᵢ, ε̂ᵢ = x + (1 − t)·vᵢ), ε̂ rescaled to the α-weighted RMS of the ε̂ᵢ, then
+  x' = (1 − t')·x̂ + t'·ε̂. `weights` (2, N) sum to 1 per image."""
+  clean = [noisy - time * v for v in velocities]
+  noise = [noisy + (1.0 - time) * v for v in velocities]
+  alpha = weights[:, :, None, None]
+  clean_estimate = alpha[0] * clean[0] + alpha[1] * clean[1]
+  noise_estimate = alpha[0] * noise[0] + alpha[1] * noise[1]
+  target_rms = alpha[0] * _rms(noise[0]) + alpha[1] * _rms(noise[1])
+  noise_estimate = noise_estimate * target_rms / (_rms(noise_estimate) + 1e-12)
+  landing = (1.0 - next_time) * clean_estimate + next_time * noise_estimate
+  return (landing - noisy) / (next_time - time), clean_estimate
 
 
 def integrate(step_velocity, noise: jax.Array, steps: int, key: jax.Array) -> jax.Array:
   """Images from `noise` by `steps` Euler steps of `step_velocity(signal, time,
-  step_key)` from t = 1 to t = 0, in one `lax.scan`."""
+  next_time, step_key)` from t = 1 to t = 0, in one `lax.scan`."""
   times = jnp.linspace(1.0, 0.0, steps + 1)
 
   def step(signal, inputs):
     time, next_time, step_key = inputs
-    return signal + (next_time - time) * step_velocity(signal, time, step_key), None
+    velocity_now = step_velocity(signal, time, next_time, step_key)
+    return signal + (next_time - time) * velocity_now, None
 
   signal, _ = jax.lax.scan(step, noise, (times[:-1], times[1:],
                                          jax.random.split(key, steps)))
@@ -108,33 +163,54 @@ def sample_digits(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                   labels: jax.Array, key: jax.Array, guidance: jax.Array, *,
                   steps: int) -> jax.Array:
   """Plain digits (N, 28, 28) of `labels` (N,) from `noise` (N, 28, 28)."""
-  return integrate(lambda signal, time, _: guided_velocity(
+  return integrate(lambda signal, time, next_time, _: guided_velocity(
       graphdef, params, signal, time, labels, guidance), noise, steps, key)
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'steps', 'classifier',
-                                             'objective'))
+                                             'objective', 'combine', 'view_weighting'))
 def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                  pairs: jax.Array, key: jax.Array, guidance: jax.Array,
                  classifier_params: nnx.State | None = None,
-                 classifier_weight: jax.Array = 0.0, *, steps: int,
+                 classifier_weight: jax.Array = 0.0,
+                 guidance_interval: jax.Array = (0.0, 1.0), *, steps: int,
                  classifier: nnx.GraphDef | None = None,
-                 objective: objectives.FlipObjective | None = None) -> jax.Array:
+                 objective: objectives.FlipObjective | None = None,
+                 combine: str = 'velocity', view_weighting: bool = False) -> jax.Array:
   """Flip digits (N, 28, 28) for `pairs` (N, 2) of (a, b) from `noise` (N, 28, 28)
   with the view-averaged velocity. With a `classifier` (a generating classifier's
   graphdef; weights in `classifier_params`), every step also moves each image along
   the gradient of `objective` at the model's current estimate of the clean image,
   x̂ = x − t·v, scaled to unit RMS times `classifier_weight` (the gradient is not
-  propagated through the network). `guidance` and `classifier_weight` are traced:
-  trying another value does not recompile."""
+  propagated through the network). `combine` and `view_weighting` choose how the
+  views make one step (module docstring; view weighting reads the views with the
+  classifier). `guidance`, `classifier_weight` and `guidance_interval` (lo, hi) are
+  traced: trying another value does not recompile."""
+  guided = classifier is not None and objective is not None
   score_gradient = jax.vmap(jax.grad(objective, argnums=2),
-                            in_axes=(None, None, 0, 0, 0)) if classifier is not None else None
+                            in_axes=(None, None, 0, 0, 0)) if guided else None
+  low, high = guidance_interval[0], guidance_interval[1]
 
-  def step_velocity(signal, time, step_key):
-    v = flip_velocity(graphdef, params, signal, time, pairs, guidance)
-    if classifier is None:
+  def step_velocity(signal, time, next_time, step_key):
+    weight = jnp.where((time > low) & (time <= high), guidance, 1.0)
+    if combine == 'velocity':
+      v = flip_velocity(graphdef, params, signal, time, pairs, weight)
+      clean = signal - time * v
+    else:
+      velocities = view_velocities(graphdef, params, signal, time, pairs, weight)
+      weights = jnp.full((2, signal.shape[0]), 0.5)
+      if view_weighting:  # the view read worse (at the even estimate) weighs more
+        even = models.to_images(signal - time * 0.5 * (velocities[0] + velocities[1]))
+        probs = jnp.exp(jax.vmap(objectives.view_log_probs, in_axes=(None, None, 0))(
+            classifier, classifier_params, even))  # (N, 2 views, classes)
+        read = jnp.take_along_axis(probs, pairs[:, :, None], axis=2)[..., 0].T
+        step_index = (1.0 - time) * steps
+        weights = jnp.maximum(read, 1e-6) ** -(1.0 + step_index / 30.0)
+        weights = weights / weights.sum(0, keepdims=True)
+      v, clean = clean_combination(signal, time, next_time, velocities, weights)
+    if not guided:
       return v
-    estimate = models.to_images(signal - time * v)
+    estimate = models.to_images(clean)
     gradient = score_gradient(classifier, classifier_params, estimate, pairs,
                               jax.random.split(step_key, signal.shape[0]))
     rms = jnp.sqrt(jnp.mean(gradient ** 2, axis=(1, 2), keepdims=True))
@@ -188,12 +264,16 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
   noise, pairs = sharding.shard_batch(
       jax.random.normal(noise_key, (len(candidate_pairs), 28, 28)),
       jnp.asarray(candidate_pairs))
-  guided = (dict(classifier=guide.graphdef, objective=guide.objective)
-            if config.classifier_weight else {})
+  reads = config.classifier_weight or config.view_weighting  # uses the classifier
+  guided = dict(
+      classifier=guide.graphdef if reads else None,
+      objective=guide.objective if config.classifier_weight else None,
+      combine=config.combine, view_weighting=config.view_weighting)
   images, seconds = timing.compile_and_run(
       sample_flips, graphdef, params, noise, pairs, step_key,
-      np.float32(config.guidance), guide.params if guided else None,
-      np.float32(config.classifier_weight), steps=config.steps, **guided)
+      np.float32(config.guidance), guide.params if reads else None,
+      np.float32(config.classifier_weight),
+      np.asarray(config.guidance_interval, np.float32), steps=config.steps, **guided)
   logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
                len(candidate_pairs), seconds.compile, config.steps, seconds.run)
   typicality = (np.asarray(flip_denoising_error(graphdef, params, images, pairs,
