@@ -123,6 +123,7 @@ def test_classifier_guidance_raises_the_generators_score(tiny_unet):
     ('generator.combine', 'max', 'combine must be one of'),
     ('generator.view_weighting', True, "view_weighting needs generator.combine='clean'"),
     ('generator.guidance_interval', (0.5, 0.2), 'guidance_interval must be'),
+    ('generator.resample_every', -1, 'resample_every must be ≥ 0'),
     ('generator.name', 'ascent', 'the ascent generator takes the settings'),
 ])
 def test_bad_flow_configs_are_refused(key, value, message):
@@ -235,3 +236,36 @@ def test_view_weighting_reads_the_views_and_keeps_the_turn_equivariance(tiny_une
   assert not np.allclose(weighted, draw(noise, forward, False))
   np.testing.assert_allclose(views.rot180(weighted),
                              draw(views.rot180(noise), forward[:, ::-1], True), atol=1e-4)
+
+
+def test_resampling_draws_parents_within_each_pairs_group():
+  groups = flow.resampling_groups(np.array([[3, 7], [3, 7], [6, 9], [6, 9], [6, 9]]))
+  np.testing.assert_array_equal(groups, [[0, 0, 1, 1, 1], [0, 1, 0, 1, 2], [2, 2, 3, 3, 3]])
+  groups = jnp.asarray(groups)
+  # Equal weights: systematic resampling keeps every particle once.
+  even = jax.jit(flow.resample)(jax.random.key(0), jnp.zeros(5), groups)
+  np.testing.assert_array_equal(even, np.arange(5))
+  # One particle far ahead in each group takes over its group, and only its group.
+  favoured = flow.resample(jax.random.key(1), jnp.array([0.0, 50.0, 50.0, 0.0, 0.0]),
+                           groups)
+  np.testing.assert_array_equal(favoured, [1, 1, 2, 2, 2])
+
+
+def test_resampling_sampler_keeps_shapes_and_the_default_path(tiny_unet):
+  graphdef, params = tiny_unet
+  spec = models.classifier_spec()
+  spec.conv_features, spec.hidden = (4, 8), 16
+  classifier_graphdef, classifier_params = nnx.split(
+      models.make_classifier(spec, jax.random.key(5)))
+  candidate_pairs = np.array([[3, 7], [3, 7], [6, 9], [6, 9]])
+  noise = jax.random.normal(jax.random.key(7), (4, 28, 28))
+  draw = lambda every: flow.sample_flips(
+      graphdef, params, noise, jnp.asarray(candidate_pairs), jax.random.key(0), 3.0,
+      classifier_params, 0.0, jnp.array((0.0, 1.0)),
+      jnp.asarray(flow.resampling_groups(candidate_pairs)), 1.0, steps=4,
+      classifier=classifier_graphdef, resample_every=every)
+  plain = flow.sample_flips(graphdef, params, noise, jnp.asarray(candidate_pairs),
+                            jax.random.key(0), 3.0, steps=4)
+  np.testing.assert_array_equal(draw(0), plain)  # resample_every 0: the plain sampler
+  resampled = draw(2)
+  assert resampled.shape == (4, 28, 28) and not np.allclose(resampled, plain)

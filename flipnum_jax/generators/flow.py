@@ -20,7 +20,12 @@ all images and all steps in one `lax.scan`. The pieces compose:
   `view_weighting`, the view the generating classifier reads worse weighted more,
   α ∝ p^−(1 + step/30);
 - a guidance interval: classifier-free guidance only at times in (lo, hi], plain
-  conditional velocity elsewhere (Kynkäänniemi et al. 2024).
+  conditional velocity elsewhere (Kynkäänniemi et al. 2024);
+- resampling (sequential Monte Carlo, `resample_every` > 0): every few steps, among
+  the candidates of the same pair, particles are drawn again in proportion to
+  exp(log p(weaker view) / `resample_temperature`) under the generating classifier at
+  their clean estimates, and every particle is renoised from its parent's estimate,
+  so that search, not only pixel pushing, decides what survives.
 """
 
 import functools
@@ -58,7 +63,9 @@ def default_config() -> ml_collections.ConfigDict:
       'combine': 'velocity',  # or 'clean': estimates combined apart, noise RMS kept
       'view_weighting': False,  # with 'clean': weight the worse-read view more
       # classifier-free guidance only for times t in (lo, hi]; 1 = pure noise
-      'guidance_interval': (0.0, 1.0)})
+      'guidance_interval': (0.0, 1.0),
+      'resample_every': 0,  # steps between resamplings of each pair's particles (0 = none)
+      'resample_temperature': 1.0})
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -77,6 +84,9 @@ def check(config: ml_collections.ConfigDict) -> None:
                       f'{config.combine!r}')
   if config.view_weighting and config.combine != 'clean':
     raise ConfigError("generator.view_weighting needs generator.combine='clean'")
+  if config.resample_every < 0 or not config.resample_temperature > 0:
+    raise ConfigError('generator.resample_every must be ≥ 0 and resample_temperature > 0, '
+                      f'not {config.resample_every} and {config.resample_temperature}')
   low, high = config.guidance_interval
   if not 0.0 <= low < high <= 1.0:
     raise ConfigError('generator.guidance_interval must be (lo, hi) with 0 ≤ lo < hi ≤ 1, '
@@ -167,16 +177,46 @@ def sample_digits(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
       graphdef, params, signal, time, labels, guidance), noise, steps, key)
 
 
+def resampling_groups(candidate_pairs: np.ndarray) -> np.ndarray:
+  """(3, N) int32: for each particle, its group (a run of equal consecutive rows of
+  `candidate_pairs`: one pair's candidates), its rank in the group and the group's
+  size — what `resample` needs to draw parents within groups."""
+  starts = np.r_[True, np.any(candidate_pairs[1:] != candidate_pairs[:-1], axis=1)]
+  group = np.cumsum(starts) - 1
+  first = np.flatnonzero(starts)
+  rank = np.arange(len(candidate_pairs)) - first[group]
+  size = np.diff(np.r_[first, len(candidate_pairs)])[group]
+  return np.stack([group, rank, size]).astype(np.int32)
+
+
+def resample(key: jax.Array, log_weights: jax.Array, groups: jax.Array) -> jax.Array:
+  """Parent indices (N,): systematic resampling within each group (`groups` from
+  `resampling_groups`) in proportion to exp(`log_weights`). Each group's normalized
+  weights fill (g, g + 1] of one cumulative sum, so one `searchsorted` serves all."""
+  group, rank, size = groups
+  count = log_weights.shape[0]
+  shifted = log_weights - jax.ops.segment_max(log_weights, group, count)[group]
+  weights = jnp.exp(shifted)
+  weights = weights / jax.ops.segment_sum(weights, group, count)[group]
+  offsets = jax.random.uniform(key, (count,))[group]  # one uniform per group
+  positions = group + (offsets + rank) / size
+  parents = jnp.searchsorted(jnp.cumsum(weights), positions)
+  return jnp.clip(parents, 0, count - 1)
+
+
 @functools.partial(jax.jit, static_argnames=('graphdef', 'steps', 'classifier',
-                                             'objective', 'combine', 'view_weighting'))
+                                             'objective', 'combine', 'view_weighting',
+                                             'resample_every'))
 def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                  pairs: jax.Array, key: jax.Array, guidance: jax.Array,
                  classifier_params: nnx.State | None = None,
                  classifier_weight: jax.Array = 0.0,
-                 guidance_interval: jax.Array = (0.0, 1.0), *, steps: int,
-                 classifier: nnx.GraphDef | None = None,
+                 guidance_interval: jax.Array = (0.0, 1.0),
+                 groups: jax.Array | None = None, resample_temperature: jax.Array = 1.0,
+                 *, steps: int, classifier: nnx.GraphDef | None = None,
                  objective: objectives.FlipObjective | None = None,
-                 combine: str = 'velocity', view_weighting: bool = False) -> jax.Array:
+                 combine: str = 'velocity', view_weighting: bool = False,
+                 resample_every: int = 0) -> jax.Array:
   """Flip digits (N, 28, 28) for `pairs` (N, 2) of (a, b) from `noise` (N, 28, 28)
   with the view-averaged velocity. With a `classifier` (a generating classifier's
   graphdef; weights in `classifier_params`), every step also moves each image along
@@ -184,14 +224,37 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   x̂ = x − t·v, scaled to unit RMS times `classifier_weight` (the gradient is not
   propagated through the network). `combine` and `view_weighting` choose how the
   views make one step (module docstring; view weighting reads the views with the
-  classifier). `guidance`, `classifier_weight` and `guidance_interval` (lo, hi) are
+  classifier). With `resample_every` > 0, every that many steps the particles are
+  resampled within `groups` (`resampling_groups`) by the classifier's reading of
+  their weaker view and renoised (module docstring). `guidance`,
+  `classifier_weight`, `guidance_interval` (lo, hi) and `resample_temperature` are
   traced: trying another value does not recompile."""
   guided = classifier is not None and objective is not None
   score_gradient = jax.vmap(jax.grad(objective, argnums=2),
                             in_axes=(None, None, 0, 0, 0)) if guided else None
   low, high = guidance_interval[0], guidance_interval[1]
 
+  def objective_gradient(clean, key):
+    """The flip objective's gradient at the clean estimate, and its RMS per image."""
+    estimate = models.to_images(clean)
+    gradient = score_gradient(classifier, classifier_params, estimate, pairs,
+                              jax.random.split(key, estimate.shape[0]))
+    return gradient, jnp.sqrt(jnp.mean(gradient ** 2, axis=(1, 2), keepdims=True))
+
+  def resampled_velocity(signal, clean, time, next_time, key):
+    """The velocity that lands each particle, resampled and renoised, at next_time."""
+    select_key, noise_key = jax.random.split(key)
+    log_probs = jax.vmap(objectives.view_log_probs, in_axes=(None, None, 0))(
+        classifier, classifier_params, models.to_images(clean))  # (N, 2, classes)
+    read = jnp.take_along_axis(log_probs, pairs[:, :, None], axis=2)[..., 0]
+    parents = resample(select_key, read.min(1) / resample_temperature, groups)
+    landing = ((1.0 - next_time) * clean[parents]
+               + next_time * jax.random.normal(noise_key, signal.shape))
+    return (landing - signal) / (next_time - time)
+
   def step_velocity(signal, time, next_time, step_key):
+    if resample_every:  # one key for the objective's draws, one for resampling
+      step_key, resample_key = jax.random.split(step_key)
     weight = jnp.where((time > low) & (time <= high), guidance, 1.0)
     if combine == 'velocity':
       v = flip_velocity(graphdef, params, signal, time, pairs, weight)
@@ -208,12 +271,18 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
         weights = jnp.maximum(read, 1e-6) ** -(1.0 + step_index / 30.0)
         weights = weights / weights.sum(0, keepdims=True)
       v, clean = clean_combination(signal, time, next_time, velocities, weights)
+    if resample_every:
+      index = jnp.round((1.0 - time) * steps)
+      due = (index > 0) & (jnp.mod(index, resample_every) == 0)
+      v = jnp.where(due, resampled_velocity(signal, clean, time, next_time, resample_key),
+                    v)
+      if guided:  # the gradient belongs to the particle before resampling
+        gradient, rms = objective_gradient(clean, step_key)
+        return v - jnp.where(due, 0.0, classifier_weight) * gradient / (rms + 1e-12)
+      return v
     if not guided:
       return v
-    estimate = models.to_images(clean)
-    gradient = score_gradient(classifier, classifier_params, estimate, pairs,
-                              jax.random.split(step_key, signal.shape[0]))
-    rms = jnp.sqrt(jnp.mean(gradient ** 2, axis=(1, 2), keepdims=True))
+    gradient, rms = objective_gradient(clean, step_key)
     # Euler steps go backwards in time, so subtracting from v adds to the image.
     return v - classifier_weight * gradient / (rms + 1e-12)
 
@@ -264,16 +333,20 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
   noise, pairs = sharding.shard_batch(
       jax.random.normal(noise_key, (len(candidate_pairs), 28, 28)),
       jnp.asarray(candidate_pairs))
-  reads = config.classifier_weight or config.view_weighting  # uses the classifier
+  reads = config.classifier_weight or config.view_weighting or config.resample_every
   guided = dict(
       classifier=guide.graphdef if reads else None,
       objective=guide.objective if config.classifier_weight else None,
-      combine=config.combine, view_weighting=config.view_weighting)
+      combine=config.combine, view_weighting=config.view_weighting,
+      resample_every=config.resample_every)
+  groups = (jnp.asarray(resampling_groups(candidate_pairs)) if config.resample_every
+            else None)
   images, seconds = timing.compile_and_run(
       sample_flips, graphdef, params, noise, pairs, step_key,
       np.float32(config.guidance), guide.params if reads else None,
       np.float32(config.classifier_weight),
-      np.asarray(config.guidance_interval, np.float32), steps=config.steps, **guided)
+      np.asarray(config.guidance_interval, np.float32), groups,
+      np.float32(config.resample_temperature), steps=config.steps, **guided)
   logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
                len(candidate_pairs), seconds.compile, config.steps, seconds.run)
   typicality = (np.asarray(flip_denoising_error(graphdef, params, images, pairs,
