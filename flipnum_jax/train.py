@@ -363,7 +363,6 @@ def fit(kind: Kind, config: ml_collections.ConfigDict,
   """Trains a model of `kind` as `config` says; returns it (its EMA weights where
   the kind keeps them) and its metrics."""
   init_key, data_key = jax.random.split(jax.random.key(config.seed))
-  graphdef, params = nnx.split(kind.build(config.model, init_key))
   examples = kind.examples(config, mnist)
   count = examples[0].shape[0]
   steps_per_epoch = count // config.batch_size
@@ -371,6 +370,7 @@ def fit(kind: Kind, config: ml_collections.ConfigDict,
     raise TrainingError(f'training {config.name}: {config.epochs} epochs of '
                         f'{count} examples // batch_size {config.batch_size} '
                         'is no step at all')
+  graphdef, params = nnx.split(kind.build(config.model, init_key))
   total_steps = config.epochs * steps_per_epoch
   optimizer = kind.optimizer(config, total_steps)
   opt_state = optimizer.init(params)

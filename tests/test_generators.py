@@ -31,7 +31,7 @@ def test_choose_with_typicality_prefers_the_typical_among_the_readable():
 
 @pytest.mark.parametrize('name', sorted(generators.REGISTRY))
 def test_every_generator_declares_checks_and_draws_one_image_per_candidate(
-    name, tmp_path, mnist_dir):
+    name, tmp_path, tiny_mnist):
   module = generators.REGISTRY[name]
   config = module.default_config()
   assert config.name == name
@@ -39,7 +39,8 @@ def test_every_generator_declares_checks_and_draws_one_image_per_candidate(
   experiment = {'ascent': blog_pairs, 'prior': pairs_vae, 'flow': pairs_experiment}[name]
   smoke = experiment.get_config('smoke')
   assert smoke.generator.name == name and set(smoke.generator.keys()) == set(config.keys())
-  workspace = io.Workspace(tmp_path, str(mnist_dir))
+  workspace = io.Workspace(tmp_path)
+  workspace.__dict__['mnist'] = tiny_mnist  # its models train on the small set, fast
   classifier, _ = train.get_classifier(smoke.classifier, workspace)
   guide = base.Guide(*nnx.split(classifier), objectives.flip_objective(smoke.objective))
   candidate_pairs = np.array([[3, 7], [3, 7], [6, 9], [6, 9]])
