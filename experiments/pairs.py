@@ -13,7 +13,7 @@ scan, each pair keeping, among the candidates the generator reads both ways, the
 whose worse view the diffusion model finds most typical. Expected: three blind
 readers' majority reads ≈ 53 of the 100 pairs both ways (forced) and ≈ 20
 (confident); evaluate: the judges' majority ≈ 93–97% both ways, ≈ 76–87% with the
-open-set veto, robust judge ≥ 90%, Fréchet ≈ 170 against a floor of ≈ 84; ≈ 8
+open-set veto, robust judge ≥ 90%, Fréchet ≈ 170 against a floor of ≈ 84; ≈ 9
 minutes cold (training the classifier) and ≈ 3.3 minutes warm on 2 CPU cores.
 """
 
