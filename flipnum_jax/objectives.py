@@ -24,6 +24,14 @@ def view_log_probs(graphdef: nnx.GraphDef, params: nnx.State,
   return jax.nn.log_softmax(models.apply(graphdef, params, both))
 
 
+def pair_log_probs(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Array,
+                   pairs: jax.Array) -> jax.Array:
+  """(N, 2): log p(a | x) and log p(b | rot180 x) for images (N, 28, 28) and their
+  pairs (N, 2) of (a, b)."""
+  log_probs = jax.vmap(view_log_probs, in_axes=(None, None, 0))(graphdef, params, images)
+  return jnp.take_along_axis(log_probs, pairs[:, :, None], axis=2)[..., 0]
+
+
 def digit_score(graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array,
                 digit: jax.Array, key: jax.Array | None = None) -> jax.Array:
   """log p(digit | x)."""

@@ -239,14 +239,13 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
     estimate = models.to_images(clean)
     gradient = score_gradient(classifier, classifier_params, estimate, pairs,
                               jax.random.split(key, estimate.shape[0]))
-    return gradient, jnp.sqrt(jnp.mean(gradient ** 2, axis=(1, 2), keepdims=True))
+    return gradient, _rms(gradient)
 
   def resampled_velocity(signal, clean, time, next_time, key):
     """The velocity that lands each particle, resampled and renoised, at next_time."""
     select_key, noise_key = jax.random.split(key)
-    log_probs = jax.vmap(objectives.view_log_probs, in_axes=(None, None, 0))(
-        classifier, classifier_params, models.to_images(clean))  # (N, 2, classes)
-    read = jnp.take_along_axis(log_probs, pairs[:, :, None], axis=2)[..., 0]
+    read = objectives.pair_log_probs(classifier, classifier_params,
+                                     models.to_images(clean), pairs)
     parents = resample(select_key, read.min(1) / resample_temperature, groups)
     landing = ((1.0 - next_time) * clean[parents]
                + next_time * jax.random.normal(noise_key, signal.shape))
@@ -264,27 +263,24 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
       weights = jnp.full((2, signal.shape[0]), 0.5)
       if view_weighting:  # the view read worse (at the even estimate) weighs more
         even = models.to_images(signal - time * 0.5 * (velocities[0] + velocities[1]))
-        probs = jnp.exp(jax.vmap(objectives.view_log_probs, in_axes=(None, None, 0))(
-            classifier, classifier_params, even))  # (N, 2 views, classes)
-        read = jnp.take_along_axis(probs, pairs[:, :, None], axis=2)[..., 0].T
+        read = jnp.exp(objectives.pair_log_probs(classifier, classifier_params, even,
+                                                 pairs)).T
         step_index = (1.0 - time) * steps
         weights = jnp.maximum(read, 1e-6) ** -(1.0 + step_index / 30.0)
         weights = weights / weights.sum(0, keepdims=True)
       v, clean = clean_combination(signal, time, next_time, velocities, weights)
+    push = classifier_weight
     if resample_every:
       index = jnp.round((1.0 - time) * steps)
       due = (index > 0) & (jnp.mod(index, resample_every) == 0)
       v = jnp.where(due, resampled_velocity(signal, clean, time, next_time, resample_key),
                     v)
-      if guided:  # the gradient belongs to the particle before resampling
-        gradient, rms = objective_gradient(clean, step_key)
-        return v - jnp.where(due, 0.0, classifier_weight) * gradient / (rms + 1e-12)
-      return v
+      push = jnp.where(due, 0.0, push)  # the gradient belongs to the particle before
     if not guided:
       return v
     gradient, rms = objective_gradient(clean, step_key)
     # Euler steps go backwards in time, so subtracting from v adds to the image.
-    return v - classifier_weight * gradient / (rms + 1e-12)
+    return v - push * gradient / (rms + 1e-12)
 
   return integrate(step_velocity, noise, steps, key)
 
@@ -333,9 +329,10 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
   noise, pairs = sharding.shard_batch(
       jax.random.normal(noise_key, (len(candidate_pairs), 28, 28)),
       jnp.asarray(candidate_pairs))
-  reads = config.classifier_weight or config.view_weighting or config.resample_every
+  uses_classifier = (config.classifier_weight or config.view_weighting
+                     or config.resample_every)
   guided = dict(
-      classifier=guide.graphdef if reads else None,
+      classifier=guide.graphdef if uses_classifier else None,
       objective=guide.objective if config.classifier_weight else None,
       combine=config.combine, view_weighting=config.view_weighting,
       resample_every=config.resample_every)
@@ -343,7 +340,7 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
             else None)
   images, seconds = timing.compile_and_run(
       sample_flips, graphdef, params, noise, pairs, step_key,
-      np.float32(config.guidance), guide.params if reads else None,
+      np.float32(config.guidance), guide.params if uses_classifier else None,
       np.float32(config.classifier_weight),
       np.asarray(config.guidance_interval, np.float32), groups,
       np.float32(config.resample_temperature), steps=config.steps, **guided)
