@@ -44,7 +44,8 @@ def write_scores(path: str | os.PathLike, summary: dict[str, Any]) -> None:
 
 def write_samples_file(path: str | os.PathLike, images: np.ndarray,
                        labels: np.ndarray) -> None:
-  check_images_and_pairs(pathlib.Path(path), images, np.stack([labels, labels], -1))
+  """Writes a samples file atomically, after checking it follows the format."""
+  check_images_and_labels(pathlib.Path(path), images, labels)
   io.write_npz(path, images=images.astype(np.float32), labels=labels.astype(np.int64))
 
 
@@ -140,10 +141,17 @@ def load_samples_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
   samples.npz), checked as a pairs file whose both readings are the label."""
   path = pathlib.Path(path)
   images, labels = read_npz(path, ('images', 'labels'), 'a samples file')
+  check_images_and_labels(path, images, labels)
+  return images.astype(np.float32), labels.astype(np.int64)
+
+
+def check_images_and_labels(path: pathlib.Path, images: np.ndarray,
+                            labels: np.ndarray) -> None:
+  """A DataError naming `path` unless images and labels follow the samples format:
+  a pairs file whose both readings are the label."""
   if labels.shape != images.shape[:1]:
     raise DataError(f'{path}: labels must have shape ({len(images)},), not {labels.shape}')
   check_images_and_pairs(path, images, np.stack([labels, labels], -1))
-  return images.astype(np.float32), labels.astype(np.int64)
 
 
 def images_hash(images: np.ndarray) -> str:
