@@ -27,6 +27,14 @@ def tiny_unet():
   return nnx.split(models.make_unet(config.model, jax.random.key(0)))
 
 
+@pytest.fixture(scope='module')
+def tiny_classifier():
+  """A small random generating classifier (graphdef, params) to guide with."""
+  spec = models.classifier_spec()
+  spec.conv_features, spec.hidden = (4, 8), 16
+  return nnx.split(models.make_classifier(spec, jax.random.key(5)))
+
+
 def test_space_to_depth_round_trips_and_keeps_blocks_together():
   images = jax.random.uniform(jax.random.key(0), (3, 28, 28))
   folded = models.space_to_depth(images)
@@ -94,12 +102,9 @@ def test_view_averaged_sampling_is_equivariant_under_the_turn(tiny_unet):
   np.testing.assert_allclose(views.rot180(images), swapped, atol=1e-5)
 
 
-def test_classifier_guidance_raises_the_generators_score(tiny_unet):
+def test_classifier_guidance_raises_the_generators_score(tiny_unet, tiny_classifier):
   graphdef, params = tiny_unet
-  spec = models.classifier_spec()
-  spec.conv_features, spec.hidden = (4, 8), 16
-  classifier = models.make_classifier(spec, jax.random.key(5))
-  classifier_graphdef, classifier_params = nnx.split(classifier)
+  classifier_graphdef, classifier_params = tiny_classifier
   objective = objectives.FlipObjective(softmin_temperature=1.0)
   noise = jax.random.normal(jax.random.key(4), (4, 28, 28))
   flip_pairs = jnp.array([[3, 7], [6, 9], [1, 1], [0, 8]])
@@ -220,12 +225,9 @@ def test_guidance_interval_and_clean_combination_in_the_sampler(tiny_unet):
   assert not np.allclose(images, draw(3.0, (0.0, 1.0)))
 
 
-def test_view_weighting_reads_the_views_and_keeps_the_turn_equivariance(tiny_unet):
+def test_view_weighting_reads_the_views_and_keeps_the_turn_equivariance(tiny_unet, tiny_classifier):
   graphdef, params = tiny_unet
-  spec = models.classifier_spec()
-  spec.conv_features, spec.hidden = (4, 8), 16
-  classifier_graphdef, classifier_params = nnx.split(
-      models.make_classifier(spec, jax.random.key(5)))
+  classifier_graphdef, classifier_params = tiny_classifier
   noise = jax.random.normal(jax.random.key(6), (3, 28, 28))
   forward = jnp.array([[3, 7], [2, 5], [4, 9]])
   draw = lambda noise, pairs, weighting: flow.sample_flips(
@@ -251,12 +253,9 @@ def test_resampling_draws_parents_within_each_pairs_group():
   np.testing.assert_array_equal(favoured, [1, 1, 2, 2, 2])
 
 
-def test_resampling_sampler_keeps_shapes_and_the_default_path(tiny_unet):
+def test_resampling_sampler_keeps_shapes_and_the_default_path(tiny_unet, tiny_classifier):
   graphdef, params = tiny_unet
-  spec = models.classifier_spec()
-  spec.conv_features, spec.hidden = (4, 8), 16
-  classifier_graphdef, classifier_params = nnx.split(
-      models.make_classifier(spec, jax.random.key(5)))
+  classifier_graphdef, classifier_params = tiny_classifier
   candidate_pairs = np.array([[3, 7], [3, 7], [6, 9], [6, 9]])
   noise = jax.random.normal(jax.random.key(7), (4, 28, 28))
   draw = lambda every: flow.sample_flips(
