@@ -172,3 +172,19 @@ def test_step_keys_are_distinct_and_keep_the_old_three():
   # Models without overlays must train exactly as before: same three keys.
   assert _key_bits([keys['affine'], keys['shift'], keys['attack']]) == _key_bits(
       jax.random.split(key, 3))
+
+
+def test_committed_generating_classifier_is_used_and_reads_at_its_recorded_accuracy(
+    tmp_path, mnist_dir, monkeypatch):
+  # `pairs` takes its generating classifier from pretrained/, so a fresh clone
+  # trains nothing; the restored weights must be the model whose accuracy was saved.
+  config = train_experiment.classifier_config('open_set')
+  assert (checkpoints.PRETRAINED_DIR / config.name / 'config.json').is_file()
+  monkeypatch.setattr(train, 'fit', lambda *a: pytest.fail('retrained the committed model'))
+  workspace = io.Workspace(tmp_path, str(mnist_dir))
+  model, metrics = train.get_model('classifier', config, workspace)
+  recomputed = train.accuracy(*nnx.split(model), workspace.mnist.test_images,
+                              workspace.mnist.test_labels)
+  assert recomputed == pytest.approx(metrics['test_accuracy'], abs=2e-4)  # ≤ 2 images
+  assert metrics['test_accuracy'] > 0.99
+  assert not (tmp_path / 'models' / config.name).exists()  # nothing copied or trained
