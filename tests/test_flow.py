@@ -17,6 +17,7 @@ from flipnum_jax import train
 from flipnum_jax import views
 from flipnum_jax.errors import ConfigError
 from flipnum_jax.generators import flow
+from flipnum_jax.generators import handwriting
 from tests.conftest import override
 from tests.test_run import run_cli
 
@@ -129,6 +130,9 @@ def test_classifier_guidance_raises_the_generators_score(tiny_unet, tiny_classif
     ('generator.view_weighting', True, "view_weighting needs generator.combine='clean'"),
     ('generator.guidance_interval', (0.5, 0.2), 'guidance_interval must be'),
     ('generator.resample_every', -1, 'resample_every must be ≥ 0'),
+    ('generator.start_time', 0.0, r'start_time must be in \(0, 1\]'),
+    ('generator.start_time', 1.5, r'start_time must be in \(0, 1\]'),
+    ('generator.handwriting_per_class', 0, 'handwriting_per_class must be ≥ 1'),
     ('generator.name', 'ascent', 'the ascent generator takes the settings'),
 ])
 def test_bad_flow_configs_are_refused(key, value, message):
@@ -268,3 +272,50 @@ def test_resampling_sampler_keeps_shapes_and_the_default_path(tiny_unet, tiny_cl
   np.testing.assert_array_equal(draw(0), plain)  # resample_every 0: the plain sampler
   resampled = draw(2)
   assert resampled.shape == (4, 28, 28) and not np.allclose(resampled, plain)
+
+
+def test_sampling_from_a_middle_time_is_one_euler_step_from_there(tiny_unet):
+  # From t₀ = 0.4 to 0 in one step: x₀ = x_t₀ − t₀·v̄(x_t₀, t₀), v̄ view-averaged.
+  graphdef, params = tiny_unet
+  start = jax.random.normal(jax.random.key(8), (3, 28, 28))
+  forward = jnp.array([[3, 7], [2, 5], [4, 9]])
+  v = flow.flip_velocity(graphdef, params, start, jnp.float32(0.4), forward, 2.0)
+  drawn = jax.jit(flow.sample_flips, static_argnames=('graphdef', 'steps'))(
+      graphdef, params, start, forward, jax.random.key(0), 2.0, start_time=0.4, steps=1)
+  np.testing.assert_allclose(drawn, models.to_images(start - 0.4 * v), atol=1e-5)
+
+
+def _planted_pools():
+  """Random-stroke pools (10, 6, 28, 28) in which the 3rd 7 is the 2nd 3 turned,
+  half as bright: for the pair (3, 7) the 2nd 3 is the nearest flip, at distance 0
+  up to brightness."""
+  pools = np.asarray(jax.random.uniform(jax.random.key(9), (10, 6, 28, 28)) > 0.8,
+                     np.float32)
+  pools[7, 2] = pools[3, 1, ::-1, ::-1]
+  return pools
+
+
+def test_nearest_flips_find_a_planted_flip_and_average_it_with_its_partner():
+  pools = _planted_pools()
+  starts = handwriting.nearest_flips(jnp.asarray(pools), jnp.array([[3, 7], [7, 3]]),
+                                     count=2)
+  assert starts.shape == (2, 2, 28, 28)
+  # The 2nd 3 meets its own turn: the average is the 3 itself; for (7, 3), the 3rd 7.
+  np.testing.assert_allclose(starts[0, 0], pools[3, 1], atol=1e-6)
+  np.testing.assert_allclose(starts[1, 0], pools[7, 2], atol=1e-6)
+  # The runner-up is some other 3 averaged with some turned 7: half-ink somewhere.
+  assert not np.allclose(starts[0, 1], pools[3, 1])
+  assert np.any(np.isclose(starts[0, 1], 0.5))
+
+
+def test_handwriting_starts_give_each_candidate_its_ranked_start_noised(tiny_mnist):
+  candidate_pairs = np.array([[3, 7], [3, 7], [6, 9], [6, 9]])
+  noise = jax.random.normal(jax.random.key(10), (4, 28, 28))
+  starts = flow.handwriting_starts(candidate_pairs, tiny_mnist, 5, noise, 0.25)
+  nearest = handwriting.nearest_flips(
+      jnp.asarray(handwriting.class_pools(tiny_mnist, 5)), jnp.array([[3, 7], [6, 9]]),
+      count=2)
+  expected = 0.75 * models.to_signal(nearest.reshape(4, 28, 28)) + 0.25 * noise
+  np.testing.assert_allclose(starts, expected, atol=1e-6)
+  with pytest.raises(ConfigError, match='handwriting_per_class'):
+    flow.handwriting_starts(candidate_pairs, tiny_mnist, 1, noise, 0.25)

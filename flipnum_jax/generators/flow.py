@@ -25,7 +25,11 @@ all images and all steps in one `lax.scan`. The pieces compose:
   the candidates of the same pair, particles are drawn again in proportion to
   exp(log p(weaker view) / `resample_temperature`) under the generating classifier at
   their clean estimates, and every particle is renoised from its parent's estimate,
-  so that search, not only pixel pushing, decides what survives.
+  so that search, not only pixel pushing, decides what survives;
+- where sampling starts (`start_time` < 1): from real handwriting instead of pure
+  noise — for each pair, a person's a averaged with a person's b turned whose ink
+  lies nearest (`handwriting.nearest_flips`), noised to `start_time` and sampled
+  from there (SDEdit, Meng et al. 2022), so that the strokes stay a person's.
 """
 
 import functools
@@ -37,6 +41,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
+from flipnum_jax import data
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import objectives
@@ -46,6 +51,7 @@ from flipnum_jax import train
 from flipnum_jax import views
 from flipnum_jax.errors import ConfigError
 from flipnum_jax.generators import base
+from flipnum_jax.generators import handwriting
 
 # How a pair's candidate is chosen: by the generating classifier only, or also by
 # the flow model's typicality of both views (`flip_denoising_error`).
@@ -65,7 +71,10 @@ def default_config() -> ml_collections.ConfigDict:
       # classifier-free guidance only for times t in (lo, hi]; 1 = pure noise
       'guidance_interval': (0.0, 1.0),
       'resample_every': 0,  # steps between resamplings of each pair's particles (0 = none)
-      'resample_temperature': 1.0})
+      'resample_temperature': 1.0,
+      # 1 = from pure noise; below 1, from real handwriting noised to this time
+      'start_time': 1.0,
+      'handwriting_per_class': 1000})  # training digits per class searched for starts
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -87,6 +96,11 @@ def check(config: ml_collections.ConfigDict) -> None:
   if config.resample_every < 0 or not config.resample_temperature > 0:
     raise ConfigError('generator.resample_every must be ≥ 0 and resample_temperature > 0, '
                       f'not {config.resample_every} and {config.resample_temperature}')
+  if not 0.0 < config.start_time <= 1.0:
+    raise ConfigError(f'generator.start_time must be in (0, 1], not {config.start_time}')
+  if config.handwriting_per_class < 1:
+    raise ConfigError('generator.handwriting_per_class must be ≥ 1, not '
+                      f'{config.handwriting_per_class}')
   low, high = config.guidance_interval
   if not 0.0 <= low < high <= 1.0:
     raise ConfigError('generator.guidance_interval must be (lo, hi) with 0 ≤ lo < hi ≤ 1, '
@@ -153,17 +167,19 @@ def clean_combination(noisy: jax.Array, time: jax.Array, next_time: jax.Array,
   return (landing - noisy) / (next_time - time), clean_estimate
 
 
-def integrate(step_velocity, noise: jax.Array, steps: int, key: jax.Array) -> jax.Array:
-  """Images from `noise` by `steps` Euler steps of `step_velocity(signal, time,
-  next_time, step_key)` from t = 1 to t = 0, in one `lax.scan`."""
-  times = jnp.linspace(1.0, 0.0, steps + 1)
+def integrate(step_velocity, start: jax.Array, steps: int, key: jax.Array,
+              start_time: jax.Array = 1.0) -> jax.Array:
+  """Images from the signal `start` at `start_time` (1: pure noise) by `steps` Euler
+  steps of `step_velocity(signal, step_index, time, next_time, step_key)` to t = 0,
+  in one `lax.scan`."""
+  times = jnp.linspace(start_time, 0.0, steps + 1)
 
   def step(signal, inputs):
-    time, next_time, step_key = inputs
-    velocity_now = step_velocity(signal, time, next_time, step_key)
+    index, time, next_time, step_key = inputs
+    velocity_now = step_velocity(signal, index, time, next_time, step_key)
     return signal + (next_time - time) * velocity_now, None
 
-  signal, _ = jax.lax.scan(step, noise, (times[:-1], times[1:],
+  signal, _ = jax.lax.scan(step, start, (jnp.arange(steps), times[:-1], times[1:],
                                          jax.random.split(key, steps)))
   return models.to_images(signal)
 
@@ -173,7 +189,7 @@ def sample_digits(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                   labels: jax.Array, key: jax.Array, guidance: jax.Array, *,
                   steps: int) -> jax.Array:
   """Plain digits (N, 28, 28) of `labels` (N,) from `noise` (N, 28, 28)."""
-  return integrate(lambda signal, time, next_time, _: guided_velocity(
+  return integrate(lambda signal, _, time, next_time, __: guided_velocity(
       graphdef, params, signal, time, labels, guidance), noise, steps, key)
 
 
@@ -213,12 +229,12 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                  classifier_weight: jax.Array = 0.0,
                  guidance_interval: jax.Array = (0.0, 1.0),
                  groups: jax.Array | None = None, resample_temperature: jax.Array = 1.0,
-                 *, steps: int, classifier: nnx.GraphDef | None = None,
+                 start_time: jax.Array = 1.0, *, steps: int, classifier: nnx.GraphDef | None = None,
                  objective: objectives.FlipObjective | None = None,
                  combine: str = 'velocity', view_weighting: bool = False,
                  resample_every: int = 0) -> jax.Array:
-  """Flip digits (N, 28, 28) for `pairs` (N, 2) of (a, b) from `noise` (N, 28, 28)
-  with the view-averaged velocity. With a `classifier` (a generating classifier's
+  """Flip digits (N, 28, 28) for `pairs` (N, 2) of (a, b) from `noise` (N, 28, 28),
+  the signal at `start_time` (1: pure noise), with the view-averaged velocity. With a `classifier` (a generating classifier's
   graphdef; weights in `classifier_params`), every step also moves each image along
   the gradient of `objective` at the model's current estimate of the clean image,
   x̂ = x − t·v, scaled to unit RMS times `classifier_weight` (the gradient is not
@@ -227,8 +243,8 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   classifier). With `resample_every` > 0, every that many steps the particles are
   resampled within `groups` (`resampling_groups`) by the classifier's reading of
   their weaker view and renoised (module docstring). `guidance`,
-  `classifier_weight`, `guidance_interval` (lo, hi) and `resample_temperature` are
-  traced: trying another value does not recompile."""
+  `classifier_weight`, `guidance_interval` (lo, hi), `resample_temperature` and
+  `start_time` are traced: trying another value does not recompile."""
   guided = classifier is not None and objective is not None
   score_gradient = jax.vmap(jax.grad(objective, argnums=2),
                             in_axes=(None, None, 0, 0, 0)) if guided else None
@@ -251,7 +267,7 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                + next_time * jax.random.normal(noise_key, signal.shape))
     return (landing - signal) / (next_time - time)
 
-  def step_velocity(signal, time, next_time, step_key):
+  def step_velocity(signal, index, time, next_time, step_key):
     if resample_every:  # one key for the objective's draws, one for resampling
       step_key, resample_key = jax.random.split(step_key)
     weight = jnp.where((time > low) & (time <= high), guidance, 1.0)
@@ -265,13 +281,11 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
         even = models.to_images(signal - time * 0.5 * (velocities[0] + velocities[1]))
         read = jnp.exp(objectives.pair_log_probs(classifier, classifier_params, even,
                                                  pairs)).T
-        step_index = (1.0 - time) * steps
-        weights = jnp.maximum(read, 1e-6) ** -(1.0 + step_index / 30.0)
+        weights = jnp.maximum(read, 1e-6) ** -(1.0 + index / 30.0)
         weights = weights / weights.sum(0, keepdims=True)
       v, clean = clean_combination(signal, time, next_time, velocities, weights)
     push = classifier_weight
     if resample_every:
-      index = jnp.round((1.0 - time) * steps)
       due = (index > 0) & (jnp.mod(index, resample_every) == 0)
       v = jnp.where(due, resampled_velocity(signal, clean, time, next_time, resample_key),
                     v)
@@ -282,7 +296,7 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
     # Euler steps go backwards in time, so subtracting from v adds to the image.
     return v - push * gradient / (rms + 1e-12)
 
-  return integrate(step_velocity, noise, steps, key)
+  return integrate(step_velocity, noise, steps, key, start_time)
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef',))
@@ -313,6 +327,23 @@ def sampling_keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   return noise_key, step_key, typicality_key
 
 
+def handwriting_starts(candidate_pairs: np.ndarray, mnist: data.Mnist, per_class: int,
+                       noise: jax.Array, start_time: float) -> jax.Array:
+  """The signals at `start_time` to sample from: each pair's k-th candidate starts
+  from the pair's k-th nearest handwriting start (`handwriting.nearest_flips`),
+  noised as the flow's forward process would, (1 − t)·x + t·ε."""
+  group, rank, _ = resampling_groups(candidate_pairs)
+  count = int(rank.max()) + 1
+  if per_class < count:
+    raise ConfigError(f'generator.handwriting_per_class ({per_class}) must be at least '
+                      f'the candidates per pair ({count})')
+  starts = handwriting.nearest_flips(
+      jnp.asarray(handwriting.class_pools(mnist, per_class)),
+      jnp.asarray(candidate_pairs[rank == 0]), count=count)
+  return ((1.0 - start_time) * models.to_signal(starts[group, rank])
+          + start_time * noise)
+
+
 def get_model(config: ml_collections.ConfigDict,
               workspace: io.Workspace) -> tuple[nnx.GraphDef, nnx.State]:
   """The flow model's graphdef and (EMA) weights: committed, cached or trained."""
@@ -326,9 +357,11 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
   flow model's typicality of each view when select is 'denoising'."""
   graphdef, params = get_model(config.model, workspace)
   noise_key, step_key, typicality_key = sampling_keys(key)
-  noise, pairs = sharding.shard_batch(
-      jax.random.normal(noise_key, (len(candidate_pairs), 28, 28)),
-      jnp.asarray(candidate_pairs))
+  start = jax.random.normal(noise_key, (len(candidate_pairs), 28, 28))
+  if config.start_time < 1.0:
+    start = handwriting_starts(candidate_pairs, workspace.mnist,
+                               config.handwriting_per_class, start, config.start_time)
+  start, pairs = sharding.shard_batch(start, jnp.asarray(candidate_pairs))
   uses_classifier = (config.classifier_weight or config.view_weighting
                      or config.resample_every)
   guided = dict(
@@ -339,11 +372,12 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
   groups = (jnp.asarray(resampling_groups(candidate_pairs)) if config.resample_every
             else None)
   images, seconds = timing.compile_and_run(
-      sample_flips, graphdef, params, noise, pairs, step_key,
+      sample_flips, graphdef, params, start, pairs, step_key,
       np.float32(config.guidance), guide.params if uses_classifier else None,
       np.float32(config.classifier_weight),
       np.asarray(config.guidance_interval, np.float32), groups,
-      np.float32(config.resample_temperature), steps=config.steps, **guided)
+      np.float32(config.resample_temperature), np.float32(config.start_time),
+      steps=config.steps, **guided)
   logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
                len(candidate_pairs), seconds.compile, config.steps, seconds.run)
   typicality = (np.asarray(flip_denoising_error(graphdef, params, images, pairs,
