@@ -82,10 +82,11 @@ def test_missing_file_and_missing_folder(folder_copy, tmp_path):
     data.load_mnist(str(tmp_path / 'nowhere'))
 
 
-def test_tfds_path_under_mock_data(monkeypatch, tmp_path):
-  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+def test_tfds_path_under_mock_data():
+  # Called directly: `load_mnist` with no folder now downloads into the cache first
+  # (tests/test_fetch.py covers when it falls back to tensorflow-datasets).
   with tfds.testing.mock_data(num_examples=6):
-    mnist = data.load_mnist()
+    mnist = data.load_tfds()
   for images, labels in [(mnist.train_images, mnist.train_labels),
                          (mnist.test_images, mnist.test_labels)]:
     assert images.shape == (6, 28, 28) and images.dtype == np.uint8
