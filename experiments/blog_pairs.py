@@ -26,6 +26,9 @@ def generation(variant: str, generator: ml_collections.ConfigDict
   config.seed = 0
   config.classifier = train.classifier_config(variant)
   config.candidates = 1  # K per pair; `generators.choose` keeps one
+  # A readability model's name (`experiments/readability.py`) to choose by instead
+  # of the generating classifier; '' = none.
+  config.readability = ''
   # objectives.FlipObjective's settings; all zero is the blog's objective,
   # log p(a | x) + log p(b | rot180 x).
   config.objective = objectives.objective_config()

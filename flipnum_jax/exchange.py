@@ -22,6 +22,9 @@ from flipnum_jax.errors import ConfigError
 from flipnum_jax.errors import DataError
 
 PAIRS_FILE = 'pairs.npz'
+# Every candidate drawn, K consecutive per pair, in the pairs format: what a
+# readability model's readings are taken on (never the chosen images).
+CANDIDATES_FILE = 'candidates.npz'
 SAMPLES_FILE = 'samples.npz'
 SCORES_FILE = 'scores.json'
 

@@ -2,7 +2,7 @@
 the generator the config names (see `generators`).
 
 Writes, into `<workdir>/<experiment>/`: `pairs.npz` and `scores.json` (the exchange
-formats), `grid.png` and `grid_rotated.png`.
+formats), `grid.png` and `grid_rotated.png`, and every candidate in `candidates.npz`.
 """
 
 from typing import Any, Sequence
@@ -56,6 +56,8 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
   out_dir = workspace.output_dir(name)
   write_outputs(out_dir, name, generated.images, pairs, upright, rotated, summary,
                 workspace.mnist)
+  exchange.write_pairs_file(out_dir / exchange.CANDIDATES_FILE, generated.candidates,
+                            np.repeat(pairs, config.candidates, axis=0))
   logging.info('Wrote %s: mean min confidence %.3f, worst pair %s.', out_dir,
                summary['mean_min_confidence'], summary['worst_pair'])
   print(f'{name}: {len(pairs)} pairs × {config.candidates} candidates, generator mean '

@@ -30,6 +30,7 @@ JOBS = {
     'evaluate': 'flipnum_jax.judges.evaluate',
     'bench': 'flipnum_jax.bench',
     'reading_test': 'flipnum_jax.reading_test',
+    'readability': 'flipnum_jax.readability',
 }
 
 

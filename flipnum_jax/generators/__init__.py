@@ -10,8 +10,10 @@ A generator is a module registered by name in `REGISTRY` with
       typed `key` (derive every use from it), `guide` being the generating
       classifier and the flip objective.
 `generate` draws K candidates per pair with the generator the config names, reads
-them with the generating classifier, and keeps one per pair (`choose`): only
-generator-side models ever choose; generators never import the judges.
+them with the generating classifier, and keeps one per pair (`choose`), or, with
+`readability` naming a readability model (`flipnum_jax.readability`), the one whose
+weaker view that model most expects a blind reader to name: only generator-side
+models ever choose; generators never import the judges.
 
 Adding a generator: a module here with those three functions, and a line in
 `REGISTRY` (the README walks through `ascent` as the example).
@@ -27,6 +29,7 @@ from flax import nnx
 
 from flipnum_jax import io
 from flipnum_jax import objectives
+from flipnum_jax import readability
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError
 from flipnum_jax.generators import ascent
@@ -52,6 +55,9 @@ def check(config: ml_collections.ConfigDict):
   objectives.flip_objective(config.objective)
   if config.candidates < 1:
     raise ConfigError(f'candidates must be ≥ 1, not {config.candidates}')
+  if config.readability.startswith(train.JUDGE_PREFIX):
+    raise ConfigError(f'readability names a generator-side model, not a judge '
+                      f'({config.readability!r})')
   return module
 
 
@@ -90,12 +96,14 @@ def choose(min_probability: np.ndarray, typicality: np.ndarray | None,
 
 class Generated(NamedTuple):
   """The chosen image per pair, the generator's probabilities of both readings,
-  whether each reading is its top class ((2, N)), and the generation's timing."""
+  whether each reading is its top class ((2, N)), the generation's timing, and
+  every candidate drawn (K consecutive per pair)."""
   images: np.ndarray
   p_upright: np.ndarray
   p_rotated: np.ndarray
   reads: np.ndarray
   timing: dict[str, float]
+  candidates: np.ndarray
 
 
 def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
@@ -104,6 +112,7 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
   names, all in one compiled program, each pair keeping the one `choose` picks.
   A bad config is refused before anything is trained or written."""
   module = check(config)
+  reader = readability.load(config.readability, workspace) if config.readability else None
   candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
   classifier, _ = train.get_classifier(config.classifier, workspace)
   graphdef, params = nnx.split(classifier)
@@ -112,10 +121,14 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
                       jax.random.key(config.seed))
   p_upright, p_rotated, reads = pair_probabilities(
       graphdef, params, jnp.asarray(drawn.images), candidate_pairs)
-  best = choose(np.minimum(p_upright, p_rotated), drawn.typicality, config.candidates)
+  if reader:
+    best = choose(readability.weaker_view_read(*reader, drawn.images, candidate_pairs),
+                  None, config.candidates)
+  else:
+    best = choose(np.minimum(p_upright, p_rotated), drawn.typicality, config.candidates)
   timing_summary = {'compile_seconds': drawn.seconds.compile,
                     'run_seconds': drawn.seconds.run,
                     'image_steps_per_second':
                         len(candidate_pairs) * drawn.steps / drawn.seconds.run}
   return Generated(drawn.images[best], p_upright[best], p_rotated[best], reads[:, best],
-                   timing_summary)
+                   timing_summary, drawn.images)

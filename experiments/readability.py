@@ -1,0 +1,68 @@
+"""Trains the readability model: what blind readers name, learned from their readings.
+
+    python run.py --experiment=readability
+
+Reads the committed blind readings `readings/pool1.npz` and `pool2.npz`: three
+blind readers each (confident instruction) on every candidate view of `pairs` with
+seeds 1 and 2 (K = 4; 800 views each) — *unreported* images, never the grid's seed 0.
+To redo them, with people or helpers:
+
+    python run.py --experiment=pairs --workdir=runs/pool1 --config.seed=1 --config.candidates=4
+    python run.py --experiment=reading_test --workdir=runs/pool1 \
+        --config.inputs=runs/pool1/pairs/candidates.npz --config.natural_flips_per_digit=0 \
+        --config.format=sheets --config.instruction=confident --config.raters=r1,r2,r3
+    (each rater fills in sheets/<rater>/; save as runs/pool1/reading_test/readings/<rater>.txt)
+    python run.py --experiment=readability --config.export_from=runs/pool1/reading_test \
+        --config.export_to=readings/pool1.npz
+
+(the readings file keeps the candidates' views and the answers, not the test's real
+MNIST controls, so it can be committed; check the raters' controls with `evaluate`
+first). Trains
+the kit's CNN classifier kind with 11 classes (the ten digits, "can't tell") on
+every answer beside 20,000 MNIST digits, holding out 20% of the views; writes
+`<workdir>/models/readability/` with the held-out agreement with the raters'
+majority (see the README's method table for the figures). `pairs
+--config.readability=readability` then chooses by it. `readability:smoke` is for
+the tests (a tiny model, one epoch).
+"""
+
+import pathlib
+
+import ml_collections
+
+from experiments import train
+
+VARIANTS = ('', 'smoke')
+
+READINGS = pathlib.Path(__file__).resolve().parent.parent / 'readings'
+
+
+def get_config(variant: str = '') -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.job = 'readability'
+  # Readings files, comma-separated; readings of images that are reported must
+  # never be among them.
+  config.readings = ','.join(str(READINGS / f'{pool}.npz') for pool in ('pool1', 'pool2'))
+  # With export_from (a reading-test folder) set, the job only writes its readings
+  # file export_to.
+  config.export_from = ''
+  config.export_to = ''
+  config.instruction = 'confident'  # whose answers to learn
+  config.held_out_fraction = 0.2  # views never trained on, to measure agreement
+  config.split_seed = 0
+  config.mnist_examples = 20000  # real digits beside the readings
+  config.reading_repeats = 10  # each reading seen this many times per epoch
+  config.model = train.classifier_config()
+  config.model.name = 'readability'
+  config.model.seed = 11
+  config.model.model.num_classes = 11
+  config.model.max_shift = 1
+  config.model.epochs = 4
+  if variant == 'smoke':
+    config.model = train.classifier_config('smoke')
+    config.model.name = 'readability_smoke'
+    config.model.model.num_classes = 11
+    config.model.train_examples = 0  # every example: MNIST's share is mnist_examples
+    config.mnist_examples = 4096
+    config.reading_repeats = 4
+  return config

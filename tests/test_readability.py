@@ -1,0 +1,132 @@
+"""The readability model: readings become examples, held-out views measure it, and
+`pairs` chooses by it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import readability as readability_experiment
+from flipnum_jax import exchange
+from flipnum_jax import io
+from flipnum_jax import readability
+from flipnum_jax import reading_test as reading_lib
+from flipnum_jax.errors import ConfigError, DataError
+from tests.test_reading_test import fill_template, small_config
+from tests.test_run import assert_one_line_error, run_cli
+
+
+@pytest.fixture(scope='module')
+def read_test(tmp_path_factory, mnist_dir):
+  """A reading test of 60 'candidates' — 30 real test digits, 30 noise images — and
+  three raters who name the upright digits and real controls (the key) and cannot
+  tell anything else; exported to a readings file. Returns the file, the test and
+  whether each of the file's views is read."""
+  folder = tmp_path_factory.mktemp('readings')
+  workspace = io.Workspace(folder, str(mnist_dir))
+  digits = workspace.mnist.test_images[:30] / 255.0
+  noise = np.random.default_rng(1).random((30, 28, 28))
+  labels = workspace.mnist.test_labels[:30]
+  pairs = np.stack([labels, labels], 1).astype(np.int64)
+  pairs = np.concatenate([pairs, np.zeros((30, 2), np.int64)])
+  io.write_npz(folder / 'pool.npz', images=np.concatenate([digits, noise]).astype(np.float32),
+               pairs=pairs)
+  test_dir, test = reading_lib.prepare(small_config(inputs=str(folder / 'pool.npz')),
+                                       workspace, 'reading_test')
+  readable = (test.source == reading_lib.REAL_CONTROL) | (
+      (test.source == 0) & (test.item < 30) & (test.view == 0))
+  (test_dir / 'readings').mkdir()
+  for rater in ('r1', 'r2', 'r3'):
+    (test_dir / 'readings' / f'{rater}.txt').write_text(fill_template(
+        test, rater, lambda t: test.digit[t] if readable[t] else '?'))
+  readings_file = folder / 'readings.npz'
+  readability.export_readings(test_dir, 'confident', readings_file)
+  shown = test.source >= 0
+  return readings_file, test.digit[shown], readable[shown]
+
+
+def test_readings_become_one_example_per_answer_with_views_held_out_whole(read_test):
+  readings_file, key, readable = read_test
+  examples = readability.reading_examples([readings_file], 'confident')
+  # The 120 views of the 60 candidates (no controls) × 3 raters.
+  assert len(key) == 120 and len(examples.answers) == 3 * 120
+  read = readable[examples.views]
+  np.testing.assert_array_equal(examples.answers[read], key[examples.views[read]])
+  assert np.all(examples.answers[~read] == reading_lib.CANT_TELL)
+  held = readability.held_out_views(examples.views, 0.25, seed=0)
+  held_views = np.unique(examples.views[held])
+  assert len(held_views) == 30
+  assert not np.isin(examples.views[~held], held_views).any()  # no view on both sides
+  with pytest.raises(DataError, match='holds confident readings, not forced'):
+    readability.reading_examples([readings_file], 'forced')
+
+
+def test_majority_answer_breaks_ties_towards_the_digit():
+  examples = readability.Examples(np.zeros((5, 28, 28)), np.array([3, 10, 10, 7, 7]),
+                                  np.array([0, 0, 1, 1, 1]))
+  views, majority = readability.majority_answers(examples)
+  np.testing.assert_array_equal(views, [0, 1])
+  np.testing.assert_array_equal(majority, [3, 7])
+
+
+def test_a_trained_model_agrees_with_readers_on_views_it_never_saw(read_test, mnist_dir):
+  readings_file, _, _ = read_test
+  config = readability_experiment.get_config('smoke')
+  config.readings = str(readings_file)
+  config.held_out_fraction = 0.3
+  config.model.epochs = 3
+  workspace = io.Workspace(readings_file.parent, str(mnist_dir))
+  model, metrics = readability.train_readability(config, workspace.mnist)
+  # Noise is "can't tell" to every rater, real digits their digit: a model that
+  # learned anything beats the best constant answer on the held-out views.
+  assert metrics['held_out_majority_agreement'] > metrics['held_out_constant_agreement']
+  assert metrics['held_out_majority_agreement'] >= 0.75
+  assert metrics['readings']['answers'] == 3 * metrics['readings']['views']
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('readings', '', 'readings must name readings files'),
+    ('model.train_examples', 2048, 'train_examples must be 0'),
+    ('model.name', 'judge_reader', 'generator-side'),
+    ('model.model.num_classes', 10, 'needs 11 classes'),
+    ('held_out_fraction', 1.0, 'held_out_fraction must be in'),
+])
+def test_bad_readability_configs_are_refused(key, value, message):
+  config = readability_experiment.get_config('smoke')
+  node = config
+  *sections, leaf = key.split('.')
+  for section in sections:
+    node = node[section]
+  node[leaf] = value
+  with pytest.raises(ConfigError, match=message):
+    readability.check(config)
+
+
+def test_pairs_chooses_the_candidate_the_readability_model_reads_best(
+    read_test, smoke_workdir, mnist_dir):
+  readings_file, _, _ = read_test
+  missing = run_cli('--experiment=pairs:smoke', f'--workdir={smoke_workdir}',
+                    '--config.readability=nowhere', env_data_dir=mnist_dir)
+  assert_one_line_error(missing, 'no readability model')
+  trained = run_cli('--experiment=readability:smoke', f'--workdir={smoke_workdir}',
+                    f'--config.readings={readings_file}', env_data_dir=mnist_dir)
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  assert 'agreement with the raters' in trained.stdout
+  chose = run_cli('--experiment=pairs:smoke', f'--workdir={smoke_workdir}',
+                  '--config.readability=readability_smoke', env_data_dir=mnist_dir)
+  assert chose.returncode == 0, chose.stderr[-3000:]
+  out = smoke_workdir / 'pairs' / 'smoke'
+  chosen, pairs = exchange.load_pairs_file(out / exchange.PAIRS_FILE)
+  candidates, candidate_pairs = exchange.load_pairs_file(out / exchange.CANDIDATES_FILE)
+  # Recomputed here from the saved model: each pair keeps its best-read candidate.
+  reader = readability.load('readability_smoke', io.Workspace(smoke_workdir))
+  probs = readability.view_answer_probs(
+      *reader, np.concatenate([candidates, candidates[:, ::-1, ::-1]]))
+  index = np.arange(len(candidates))
+  read = np.minimum(probs[index, candidate_pairs[:, 0]],
+                    probs[len(index) + index, candidate_pairs[:, 1]])
+  k = len(candidates) // len(pairs)
+  best = np.arange(len(pairs)) * k + read.reshape(-1, k).argmax(1)
+  np.testing.assert_array_equal(chosen, candidates[best])
+  assert json.loads((smoke_workdir / 'models/readability_smoke/metrics.json').read_text())[
+      'held_out_views'] > 0
