@@ -29,6 +29,9 @@ def generation(variant: str, generator: ml_collections.ConfigDict
   # A readability model's name (`experiments/readability.py`) to choose by instead
   # of the generating classifier; '' = none.
   config.readability = ''
+  # With a readability model: it also replaces the generating classifier as the
+  # guide (the push of ascent or classifier guidance, view weighting, resampling).
+  config.readability_guides = False
   # objectives.FlipObjective's settings; all zero is the blog's objective,
   # log p(a | x) + log p(b | rot180 x).
   config.objective = objectives.objective_config()

@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from experiments import pairs as pairs_experiment
 from experiments import readability as readability_experiment
 from flipnum_jax import exchange
+from flipnum_jax import generators
 from flipnum_jax import io
 from flipnum_jax import readability
 from flipnum_jax import reading_test as reading_lib
@@ -130,3 +132,14 @@ def test_pairs_chooses_the_candidate_the_readability_model_reads_best(
   np.testing.assert_array_equal(chosen, candidates[best])
   assert json.loads((smoke_workdir / 'models/readability_smoke/metrics.json').read_text())[
       'held_out_views'] > 0
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'readability': 'judge_cnn'}, 'generator-side model, not a judge'),
+    ({'readability_guides': True}, 'readability_guides needs a readability model'),
+])
+def test_pairs_refuses_a_judge_or_guidance_without_a_readability_model(overrides, message):
+  config = pairs_experiment.get_config('smoke')
+  config.update(overrides)
+  with pytest.raises(ConfigError, match=message):
+    generators.check(config)

@@ -12,8 +12,9 @@ A generator is a module registered by name in `REGISTRY` with
 `generate` draws K candidates per pair with the generator the config names, reads
 them with the generating classifier, and keeps one per pair (`choose`), or, with
 `readability` naming a readability model (`flipnum_jax.readability`), the one whose
-weaker view that model most expects a blind reader to name: only generator-side
-models ever choose; generators never import the judges.
+weaker view that model most expects a blind reader to name (with
+`readability_guides`, that model also guides in place of the generating classifier):
+only generator-side models ever choose; generators never import the judges.
 
 Adding a generator: a module here with those three functions, and a line in
 `REGISTRY` (the README walks through `ascent` as the example).
@@ -58,6 +59,8 @@ def check(config: ml_collections.ConfigDict):
   if config.readability.startswith(train.JUDGE_PREFIX):
     raise ConfigError(f'readability names a generator-side model, not a judge '
                       f'({config.readability!r})')
+  if config.readability_guides and not config.readability:
+    raise ConfigError('readability_guides needs a readability model (readability=NAME)')
   return module
 
 
@@ -116,7 +119,8 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
   candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
   classifier, _ = train.get_classifier(config.classifier, workspace)
   graphdef, params = nnx.split(classifier)
-  guide = base.Guide(graphdef, params, objectives.flip_objective(config.objective))
+  guide = base.Guide(*(reader if config.readability_guides else (graphdef, params)),
+                     objectives.flip_objective(config.objective))
   drawn = module.draw(config.generator, candidate_pairs, guide, workspace,
                       jax.random.key(config.seed))
   p_upright, p_rotated, reads = pair_probabilities(
