@@ -51,6 +51,7 @@ def main(argv: list[str]) -> None:
     _fail(f'unexpected arguments: {" ".join(argv[1:])}')
   runner.quiet_library_logs()
   try:
+    runner.initialize_distributed()
     runner.run(runner.output_name(FLAGS.experiment), FLAGS.config, FLAGS.workdir,
                FLAGS.data_dir)
   except FlipnumError as e:

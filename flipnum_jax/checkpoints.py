@@ -4,13 +4,17 @@ A model folder holds `params/` (orbax), `config.json` (the config it was trained
 with; `train.identity` says which of its fields decide whether it is reused) and
 `metrics.json`. `metrics.json` is written last, so its presence marks a
 complete model; every file is written atomically (orbax renames its own temporary
-folder into place).
+folder into place). In a run over several processes every process trains or loads
+its own copy (the same weights: same data, same keys, same program), and only
+process 0 saves it (`io.is_writer`).
 """
 
 import json
 import pathlib
 from typing import Any, Callable
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
@@ -29,16 +33,37 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.to_json())
 
 
+def _checkpointer() -> ocp.StandardCheckpointer:
+  """An orbax checkpointer of this process alone. By default orbax makes all
+  processes of a multi-process run meet at barriers (at the start of every save,
+  for one); here only process 0 saves, and each process restores (or trains) on
+  its own, so those barriers would wait forever."""
+  this = jax.process_index()
+  options = ocp.options.MultiprocessingOptions(primary_host=this,
+                                               active_processes={this})
+  return ocp.StandardCheckpointer(multiprocessing_options=options)
+
+
+def _savable(state: dict[str, Any]) -> dict[str, Any]:
+  """`state` as orbax saves it: in a multi-process run, orbax refuses arrays held
+  by one process's devices alone, so they go as NumPy copies (same values)."""
+  return jax.device_get(state) if jax.process_count() > 1 else state
+
+
 def save(folder: pathlib.Path, model: nnx.Module,
          config: ml_collections.ConfigDict, metrics: dict[str, Any]) -> None:
-  """Saves a trained model; an interrupted save leaves no `metrics.json`."""
+  """Saves a trained model; an interrupted save leaves no `metrics.json`. Only
+  the writing process saves (see `io.atomic_path` for why that is safe)."""
+  if not io.is_writer():
+    return
   (folder / METRICS).unlink(missing_ok=True)
   folder.mkdir(parents=True, exist_ok=True)
-  with ocp.StandardCheckpointer() as checkpointer:
+  with _checkpointer() as checkpointer:
     checkpointer.save((folder / PARAMS).absolute(),
-                      nnx.to_pure_dict(nnx.state(model)), force=True)
+                      _savable(nnx.to_pure_dict(nnx.state(model))), force=True)
   io.write_json(folder / CONFIG, config_to_dict(config))
   io.write_json(folder / METRICS, metrics)
+  logging.info('Saved %s to %s.', config.name, folder)
 
 
 def saved_config(folder: pathlib.Path) -> dict[str, Any] | None:
@@ -52,21 +77,39 @@ def saved_config(folder: pathlib.Path) -> dict[str, Any] | None:
                           'to retrain') from None
 
 
+def _restore_target(state: nnx.State) -> dict[str, Any]:
+  """The shapes of `state` to restore into, on this process's first device: the
+  checkpoint names the device it was saved from, which another process of a
+  multi-process run cannot address."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                                        sharding=device),
+                      nnx.to_pure_dict(state))
+
+
+def _uncommitted(arrays: dict[str, Any]) -> dict[str, Any]:
+  """Restored `arrays` as free as freshly trained ones. Orbax commits them to one
+  device, and `jit` refuses an argument committed to one device beside inputs split
+  over several (`sharding.shard_batch`), while it copies an uncommitted one to every
+  device (in a multi-process run, each process its own copy)."""
+  return jax.tree.map(jnp.asarray, jax.device_get(arrays))
+
+
 def load(folder: pathlib.Path,
          make_model: Callable[[], nnx.Module]) -> tuple[nnx.Module, dict[str, Any]]:
   """Restores the model that `make_model` builds from `folder`, and its metrics."""
   graphdef, state = nnx.split(nnx.eval_shape(make_model))
   try:
     metrics = json.loads((folder / METRICS).read_text())
-    with ocp.StandardCheckpointer() as checkpointer:
+    with _checkpointer() as checkpointer:
       restored = checkpointer.restore((folder / PARAMS).absolute(),
-                                      nnx.to_pure_dict(state))
+                                      _restore_target(state))
   except Exception as e:  # pylint: disable=broad-except
     # Orbax raises many types (ValueError, FileNotFoundError, tensorstore errors).
     message = (str(e).splitlines() or [type(e).__name__])[0]
     raise CheckpointError(f'the checkpoint in {folder} is damaged ({message[:200]}); '
                           f'delete {folder} to retrain') from None
-  nnx.replace_by_pure_dict(state, restored)
+  nnx.replace_by_pure_dict(state, _uncommitted(restored))
   return nnx.merge(graphdef, state), metrics
 
 
@@ -95,5 +138,4 @@ def load_or_train(folder: pathlib.Path, config: ml_collections.ConfigDict,
                config.name, folder)
   model, metrics = train()
   save(folder, model, config, metrics)
-  logging.info('Saved %s to %s.', config.name, folder)
   return model, metrics

@@ -37,7 +37,7 @@ def draw_digits(config: ml_collections.ConfigDict,
       np.float32(config.guidance), steps=config.steps)
   logging.info('Drew %d digits: compile %.1f s, %d steps in %.1f s.', len(labels),
                seconds.compile, config.steps, seconds.run)
-  return np.asarray(images), labels
+  return sharding.to_host(images), labels
 
 
 def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,

@@ -1,8 +1,10 @@
 """The workspace (workdir layout, MNIST loaded once per run) and atomic file writes.
 
-Every file the kit writes goes through `atomic_write`: the bytes land in a temporary
-file beside the target, which is then renamed over it, so an interrupted run never
-leaves a half-written file that a later run would trust.
+Every file the kit writes goes through `atomic_path` (`atomic_write`, `write_json`,
+`write_npz`, the plots): the bytes land in a temporary file beside the target,
+which is then renamed over it, so an interrupted run never leaves a half-written
+file that a later run would trust. In a run over several processes only process 0
+writes (`is_writer`); see `atomic_path`.
 """
 
 import contextlib
@@ -15,6 +17,7 @@ import pathlib
 import tempfile
 from typing import Any, Iterator
 
+import jax
 import numpy as np
 
 from flipnum_jax import data
@@ -43,10 +46,29 @@ class Workspace:
     return data.load_mnist(self.data_dir)
 
 
+def is_writer() -> bool:
+  """Whether this process writes the run's files: the only process of an ordinary
+  run, process 0 of a run over several (`runner.initialize_distributed`)."""
+  return jax.process_index() == 0
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
-  """Yields a temporary path beside `path`; renames it to `path` on success."""
+  """Yields a temporary path beside `path`; renames it to `path` on success.
+
+  In any process but the writer the path lies in a scratch folder deleted on exit,
+  so callers write as they would alone and nothing reaches the workdir. That loses
+  nothing: every process runs the same program on the same inputs and gathers the
+  same results (`sharding.to_host`), so process 0 writes the bytes each other
+  process would have, once, even when all share one workdir. (Only the reading
+  test's answer server reads back what it wrote; it is no job to spread over
+  processes.)
+  """
   path = pathlib.Path(path)
+  if not is_writer():
+    with tempfile.TemporaryDirectory() as scratch:
+      yield pathlib.Path(scratch) / path.name
+    return
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp_name = tempfile.mkstemp(
       dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')

@@ -2,12 +2,15 @@
 
 An experiment is `experiments/<name>.py` with `VARIANTS` (the names it accepts
 after a colon, '' for none) and `get_config(variant)`; its config's `job` names the
-library module that runs it (see `JOBS`).
+library module that runs it (see `JOBS`). With `FLIPNUM_DISTRIBUTED=1` in the
+environment, the run is one process of several (`initialize_distributed`).
 """
 
 import importlib
 import logging as std_logging
+import os
 import pathlib
+from typing import Mapping
 
 import jax
 import ml_collections
@@ -91,6 +94,46 @@ def run(name: str, config: ml_collections.ConfigDict, workdir: str,
   enable_compilation_cache(workdir)
   importlib.import_module(JOBS[config.job]).run_experiment(
       config, io.Workspace(workdir, data_dir), name)
+
+
+# The environment of a run over several processes, read by `initialize_distributed`
+# (run.py defines flags only; these belong to the launcher, one value per process).
+DISTRIBUTED_ENV = 'FLIPNUM_DISTRIBUTED'
+NUM_PROCESSES_ENV = 'FLIPNUM_NUM_PROCESSES'
+PROCESS_ID_ENV = 'FLIPNUM_PROCESS_ID'
+
+
+def _optional_int(environ: Mapping[str, str], name: str) -> int | None:
+  value = environ.get(name)
+  if value is None:
+    return None
+  try:
+    return int(value)
+  except ValueError:
+    raise ConfigError(f'${name} must be an integer, not {value!r}') from None
+
+
+def initialize_distributed(environ: Mapping[str, str] = os.environ) -> None:
+  """Joins a run over several processes when `FLIPNUM_DISTRIBUTED=1`; else nothing.
+
+  Must come before anything touches a device. JAX reads the coordinator's
+  host:port from `JAX_COORDINATOR_ADDRESS` (and, optionally, this process's
+  devices from `JAX_LOCAL_DEVICE_IDS`); the number of processes and this one's
+  index come from `FLIPNUM_NUM_PROCESSES` and `FLIPNUM_PROCESS_ID`. JAX finds all
+  three by itself under SLURM, Open MPI, Kubernetes or on Cloud TPU. Then every
+  process runs the same experiment: the candidates split over all processes'
+  devices (`sharding`), and process 0 alone writes (`io.is_writer`).
+  """
+  if environ.get(DISTRIBUTED_ENV) != '1':
+    return
+  num_processes = _optional_int(environ, NUM_PROCESSES_ENV)
+  process_id = _optional_int(environ, PROCESS_ID_ENV)
+  # Across processes, CPU devices exchange data through gloo (JAX 0.10's default,
+  # named here so that a change of default cannot leave them without any).
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(num_processes=num_processes, process_id=process_id)
+  logging.info('Process %d of %d, with %d of the %d devices.', jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
 
 
 def quiet_library_logs() -> None:

@@ -1,13 +1,25 @@
-"""The batch split over several devices gives the single-device result.
+"""The batch split over several devices, of one process or of two, gives the
+single-device result.
 
-XLA_FLAGS must be set before JAX starts, so the check runs in a subprocess with
-four host devices standing in for four accelerators.
+XLA_FLAGS must be set before JAX starts, so the checks run in subprocesses with
+host devices standing in for accelerators.
 """
 
 import os
+import pathlib
+import shutil
+import socket
 import subprocess
 import sys
 
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from flipnum_jax import exchange
+from flipnum_jax import runner
+from flipnum_jax.errors import ConfigError
 from tests.conftest import REPO
 
 SCRIPT = '''
@@ -51,3 +63,94 @@ def test_sharded_ascent_and_sampling_equal_single_device():
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'SHARDED_OK' in result.stdout
+
+
+# One process of a two-process run: joins it as run.py does, checks that it sees
+# 2 of 4 devices and that the candidates are split over all 4, runs pairs:smoke.
+PROCESS_SCRIPT = '''
+import sys, jax
+from flipnum_jax import runner, sharding
+runner.initialize_distributed()
+assert (jax.local_device_count(), jax.device_count()) == (2, 4), jax.devices()
+spans = []
+def recording_shard_batch(*arrays, shard_batch=sharding.shard_batch):
+  placed = shard_batch(*arrays)
+  spans.extend(len(a.sharding.device_set) for a in placed)
+  return placed
+sharding.shard_batch = recording_shard_batch
+name, config = runner.load_config('pairs:smoke')
+runner.run(runner.output_name('pairs:smoke'), config, sys.argv[1], None)
+assert spans and set(spans) == {4}, spans
+print('PROCESS_OK')
+'''
+
+
+def test_distributed_settings_must_be_integers():
+  with pytest.raises(ConfigError, match=runner.PROCESS_ID_ENV):
+    runner.initialize_distributed({runner.DISTRIBUTED_ENV: '1',
+                                   runner.PROCESS_ID_ENV: 'first'})
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _files(folder: pathlib.Path) -> set[pathlib.Path]:
+  return {p.relative_to(folder) for p in folder.rglob('*') if p.is_file()}
+
+
+def _weights(model_dir: pathlib.Path) -> list[np.ndarray]:
+  with ocp.StandardCheckpointer() as checkpointer:
+    return jax.tree.leaves(jax.device_get(
+        checkpointer.restore((model_dir / 'params').absolute())))
+
+
+def test_two_processes_draw_what_one_process_draws(tmp_path, mnist_dir):
+  """pairs:smoke over 2 processes × 2 CPU devices, against one ordinary process.
+
+  Process 0 trains the smoke models (they must come out bit for bit as the
+  ordinary run's) and saves them; process 1 loads the ordinary run's copies, so
+  it reaches the sampler long after process 0 (the barrier in `shard_batch`) and
+  must write nothing. Images agree to 1e-5, not bit for bit: the split sampler is
+  compiled for 2 candidates per device instead of 8, and XLA's CPU kernels round
+  differently for other shapes (≈ 7e-7 here; 4 devices of one process differ
+  from one device as much).
+  """
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  env.update(FLIPNUM_DATA_DIR=str(mnist_dir), JAX_PLATFORMS='cpu')
+  single = tmp_path / 'single'
+  result = subprocess.run(
+      [sys.executable, 'run.py', '--experiment=pairs:smoke', f'--workdir={single}'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  workdirs = [tmp_path / 'process_0', tmp_path / 'process_1']
+  shutil.copytree(single / 'models', workdirs[1] / 'models')
+  before = _files(workdirs[1])
+  env.update({'XLA_FLAGS': '--xla_force_host_platform_device_count=2',
+              runner.DISTRIBUTED_ENV: '1', runner.NUM_PROCESSES_ENV: '2',
+              'JAX_COORDINATOR_ADDRESS': f'127.0.0.1:{_free_port()}'})
+  processes = [subprocess.Popen(
+      [sys.executable, '-c', PROCESS_SCRIPT, str(workdir)], cwd=REPO,
+      env=dict(env, **{runner.PROCESS_ID_ENV: str(i)}), stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True) for i, workdir in enumerate(workdirs)]
+  try:
+    outputs = [process.communicate(timeout=300) for process in processes]
+  finally:
+    for process in processes:
+      process.kill()
+  for process, (stdout, stderr) in zip(processes, outputs):
+    assert process.returncode == 0 and 'PROCESS_OK' in stdout, stderr[-3000:]
+
+  output = runner.output_name('pairs:smoke')
+  images, pairs = exchange.load_pairs_file(workdirs[0] / output / exchange.PAIRS_FILE)
+  single_images, single_pairs = exchange.load_pairs_file(
+      single / output / exchange.PAIRS_FILE)
+  np.testing.assert_array_equal(pairs, single_pairs)
+  np.testing.assert_allclose(images, single_images, atol=1e-5, rtol=0)
+  for model in ('classifier_smoke_open_set', 'diffusion_smoke'):
+    for trained, expected in zip(_weights(workdirs[0] / 'models' / model),
+                                 _weights(single / 'models' / model), strict=True):
+      np.testing.assert_array_equal(trained, expected)
+  assert _files(workdirs[1]) == before

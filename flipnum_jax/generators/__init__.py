@@ -31,6 +31,7 @@ from flax import nnx
 from flipnum_jax import io
 from flipnum_jax import objectives
 from flipnum_jax import readability
+from flipnum_jax import sharding
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError
 from flipnum_jax.generators import ascent
@@ -76,7 +77,7 @@ def pair_probabilities(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Ar
   """p(a | x) and p(b | rot180 x) for each image and its pair (a, b), and (2, N)
   whether a (row 0) and b (row 1) are the classifier's top class in their view —
   the criterion the judges read by."""
-  probs = np.asarray(_view_probs(graphdef, params, images))
+  probs = sharding.to_host(_view_probs(graphdef, params, images))
   index = np.arange(len(pairs))
   return (probs[index, 0, pairs[:, 0]], probs[index, 1, pairs[:, 1]],
           probs.argmax(-1).T == pairs.T)

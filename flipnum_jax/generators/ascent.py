@@ -182,7 +182,7 @@ def ascend_candidates(config: ml_collections.ConfigDict, start: jax.Array,
   result = timed_ascend(guide.graphdef, guide.params, start, targets, keys,
                         decoder[1] if decoder else None, objective=guide.objective,
                         optimizer=make_optimizer(config), steps=config.steps, **latent)
-  return base.Drawn(np.asarray(result.images), None, result.seconds, config.steps)
+  return base.Drawn(sharding.to_host(result.images), None, result.seconds, config.steps)
 
 
 def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,

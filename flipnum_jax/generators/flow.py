@@ -380,7 +380,7 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
       steps=config.steps, **guided)
   logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
                len(candidate_pairs), seconds.compile, config.steps, seconds.run)
-  typicality = (np.asarray(flip_denoising_error(graphdef, params, images, pairs,
-                                                typicality_key))
+  typicality = (sharding.to_host(flip_denoising_error(graphdef, params, images, pairs,
+                                                      typicality_key))
                 if config.select == 'denoising' else None)
-  return base.Drawn(np.asarray(images), typicality, seconds, config.steps)
+  return base.Drawn(sharding.to_host(images), typicality, seconds, config.steps)
