@@ -2,6 +2,7 @@
 `pairs` chooses by it."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -105,23 +106,27 @@ def test_bad_readability_configs_are_refused(key, value, message):
 
 
 def test_pairs_chooses_the_candidate_the_readability_model_reads_best(
-    read_test, smoke_workdir, mnist_dir):
+    read_test, smoke_workdir, tmp_path, mnist_dir):
+  # Its own workdir (pairs:smoke's output elsewhere stays the plain choice), with
+  # the session's smoke models when another test trained them.
   readings_file, _, _ = read_test
-  missing = run_cli('--experiment=pairs:smoke', f'--workdir={smoke_workdir}',
+  if (smoke_workdir / 'models').is_dir():
+    shutil.copytree(smoke_workdir / 'models', tmp_path / 'models')
+  missing = run_cli('--experiment=pairs:smoke', f'--workdir={tmp_path}',
                     '--config.readability=nowhere', env_data_dir=mnist_dir)
   assert_one_line_error(missing, 'no readability model')
-  trained = run_cli('--experiment=readability:smoke', f'--workdir={smoke_workdir}',
+  trained = run_cli('--experiment=readability:smoke', f'--workdir={tmp_path}',
                     f'--config.readings={readings_file}', env_data_dir=mnist_dir)
   assert trained.returncode == 0, trained.stderr[-3000:]
   assert 'agreement with the raters' in trained.stdout
-  chose = run_cli('--experiment=pairs:smoke', f'--workdir={smoke_workdir}',
+  chose = run_cli('--experiment=pairs:smoke', f'--workdir={tmp_path}',
                   '--config.readability=readability_smoke', env_data_dir=mnist_dir)
   assert chose.returncode == 0, chose.stderr[-3000:]
-  out = smoke_workdir / 'pairs' / 'smoke'
+  out = tmp_path / 'pairs' / 'smoke'
   chosen, pairs = exchange.load_pairs_file(out / exchange.PAIRS_FILE)
   candidates, candidate_pairs = exchange.load_pairs_file(out / exchange.CANDIDATES_FILE)
   # Recomputed here from the saved model: each pair keeps its best-read candidate.
-  reader = readability.load('readability_smoke', io.Workspace(smoke_workdir))
+  reader = readability.load('readability_smoke', io.Workspace(tmp_path))
   probs = readability.view_answer_probs(
       *reader, np.concatenate([candidates, candidates[:, ::-1, ::-1]]))
   index = np.arange(len(candidates))
@@ -130,7 +135,7 @@ def test_pairs_chooses_the_candidate_the_readability_model_reads_best(
   k = len(candidates) // len(pairs)
   best = np.arange(len(pairs)) * k + read.reshape(-1, k).argmax(1)
   np.testing.assert_array_equal(chosen, candidates[best])
-  assert json.loads((smoke_workdir / 'models/readability_smoke/metrics.json').read_text())[
+  assert json.loads((tmp_path / 'models/readability_smoke/metrics.json').read_text())[
       'held_out_views'] > 0
 
 
