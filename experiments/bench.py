@@ -1,19 +1,37 @@
-"""Speed: training and ascent throughput against this machine's matmul peak.
+"""Speed: the main job's sampler, training and ascent against this machine's matmul
+peak, and against PyTorch ports of the same work.
 
     python run.py --experiment=bench
 
-Times, in one run (medians of `repeats`): a 2048² float32 matmul (the practical
-peak); one training step of the generating classifier (images/s, FLOP/s by XLA's
-count); the 100-pair ascent as one jit(vmap) program, as a Python loop over pairs
-calling a jitted one-pair ascent, and eagerly (extrapolated); 100·K candidates for
-K = 1, 4, 16, 64; and process start to the first 100-pair grid with the persistent
-compilation cache cold and warm. Writes `<workdir>/bench/bench.json`; ≈ 5 minutes
-on 2 CPU cores. Expected there: batched ≈ 10× the per-pair loop (see the README).
-`bench:smoke` times tiny shapes in seconds (tests).
+Times, in one run (medians of `repeats` after a warm-up; FLOPs by XLA's count):
+- a 2048² float32 matmul (the practical peak);
+- the training steps of the generating classifier (batch 128) and of the flow
+  model's U-Net (the `diffusion` experiment's: flow matching, batch 64, EMA),
+  images/s, and the PyTorch ports' (when `torch` imports);
+- the main job's sampler: `flow.sample_flips` with the `pairs` settings (view
+  averaging, guidance 3, classifier guidance weight 2 with the soft-min, jittered,
+  rotated objective) on 100 pairs × K = 8 candidates, `sampler.steps` Euler steps
+  (3: each takes ≈ 15 s here, and the per-step cost is what matters; `pairs` runs
+  20): image-steps/s, compile time, where a step's time goes (the U-Net's pass over
+  4N images, the classifier's gradient), the scan body's penalty (the same step
+  called from a Python loop), the scan unrolled, and the PyTorch port from the same
+  noise (its images must agree with the kit's);
+- the old ascent method: 100 pairs as one jit(vmap) program, as a Python loop over
+  pairs, eagerly (extrapolated), and its PyTorch port; 100·K candidates for K = 1,
+  4, 16, 64;
+- process start to the first 100-pair grid, compilation cache cold and warm.
+Writes `<workdir>/bench/bench.json` and prints the table; 22 minutes on 2 CPU
+cores shared with other work. Expected there: the U-Net's pass over 4N images is
+nearly all of a sampler step (14.3 of 14.7 s, the classifier gradient 1.3 s), and
+the PyTorch port's images match the kit's (all but ≈ 1% within 1e-4; see
+`bench_peers.torch_sampler`); the kit/PyTorch ratios need a quiet machine (see the
+README). `bench:smoke` times tiny shapes (≈ 3 minutes under load: its compiles).
 """
 
 import ml_collections
 
+from experiments import diffusion
+from experiments import pairs
 from experiments import train
 
 VARIANTS = ('', 'smoke')
@@ -21,12 +39,33 @@ VARIANTS = ('', 'smoke')
 DIGITS = '(0,1,2,3,4,5,6,7,8,9)'
 
 
+def sampler_config(variant: str = '') -> ml_collections.ConfigDict:
+  """The sampler `pairs` runs, read from its own config so the two cannot drift:
+  its U-Net and generating classifier architectures (random weights), objective,
+  guidance, classifier weight and K; only the steps are fewer."""
+  generation = pairs.generation(variant)
+  return ml_collections.ConfigDict({
+      'unet': generation.generator.model.model,
+      'classifier': generation.classifier.model,
+      'objective': generation.objective,
+      'guidance': generation.generator.guidance,
+      'classifier_weight': generation.generator.classifier_weight,
+      'candidates': generation.candidates,
+      'steps': 3 if variant != 'smoke' else 2,
+      'repeats': 1,  # each run is ≈ 45 s here; the ratios, not the noise, matter
+      # lax.scan unroll factors timed against flow.py's plain scan (none for smoke:
+      # each is a compile of tens of seconds; tests/test_bench.py checks the path)
+      'unroll': (3,) if variant != 'smoke' else ()})
+
+
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.job = 'bench'
   # The generating classifier's architecture (the smoke one for smoke), random weights.
   config.classifier = train.classifier_config('smoke' if variant == 'smoke' else '')
-  config.pairs = 100  # images per ascent timing (the 10×10 grid)
+  config.flow = diffusion.model_config(variant)  # the U-Net training step
+  config.sampler = sampler_config(variant)
+  config.pairs = 100  # pairs per ascent and sampler timing (the 10×10 grid)
   config.repeats = 5
   config.matmul_size = 2048
   config.steps = 50  # ascent steps per timed run

@@ -1,9 +1,10 @@
 """Compile time apart from run time, for the jitted programs the jobs log."""
 
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
+import numpy as np
 
 
 class Seconds(NamedTuple):
@@ -23,3 +24,16 @@ def compile_and_run(jitted, *args, static_positions: tuple[int, ...] = (0,),
   dynamic = [a for i, a in enumerate(args) if i not in static_positions]
   outputs = jax.block_until_ready(compiled(*dynamic))
   return outputs, Seconds(compiled_at - start, time.perf_counter() - compiled_at)
+
+
+def median_seconds(call: Callable[[], Any], repeats: int) -> float:
+  """Median wall time of `call()` (its outputs awaited: JAX arrays are waited for,
+  anything else, a PyTorch tensor say, is ready when returned), after one warm-up
+  call."""
+  jax.block_until_ready(call())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(call())
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))

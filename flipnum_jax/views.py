@@ -27,14 +27,21 @@ def affine_warp(image: jax.Array, angle: jax.Array, scale: jax.Array,
                                            mode='constant', cval=0.0)
 
 
-def random_transform(key: jax.Array, image: jax.Array, jitter: float, degrees: float,
-                     scale_range: float) -> jax.Array:
-  """A random small rotation, scaling and sub-pixel shift of one image (bilinear)."""
+def random_warp(key: jax.Array, jitter: float, degrees: float,
+                scale_range: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The draws of `random_transform`: an angle (radians), a scale and a shift (2,).
+  Apart, so that a port of the kit (bench's PyTorch peer) can warp by the same draws."""
   angle_key, scale_key, shift_key = jax.random.split(key, 3)
   angle = jnp.deg2rad(jax.random.uniform(angle_key, minval=-degrees, maxval=degrees))
   scale = jax.random.uniform(scale_key, minval=1 - scale_range, maxval=1 + scale_range)
   shift = jax.random.uniform(shift_key, (2,), minval=-jitter, maxval=jitter)
-  return affine_warp(image, angle, scale, shift)
+  return angle, scale, shift
+
+
+def random_transform(key: jax.Array, image: jax.Array, jitter: float, degrees: float,
+                     scale_range: float) -> jax.Array:
+  """A random small rotation, scaling and sub-pixel shift of one image (bilinear)."""
+  return affine_warp(image, *random_warp(key, jitter, degrees, scale_range))
 
 
 def random_shift(key: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:

@@ -125,3 +125,24 @@ def test_bench_smoke_times_every_part_and_writes_its_json(tmp_path, mnist_dir):
   # Twice the images need more memory (XLA's own estimate of the compiled program).
   assert bench['scaling'][1]['peak_bytes'] > bench['scaling'][0]['peak_bytes']
   assert 'batched / per-pair loop' in result.stdout
+  # The main job's sampler: pairs × K images, each step's parts no more than the step
+  # (XLA's count: the U-Net pass and the classifier gradient are in the step's FLOPs).
+  sampler = bench['sampler']
+  assert sampler['images'] == 8 * 2 and sampler['steps'] == 2
+  assert sampler['unet_pass_flops'] + sampler['classifier_gradient_flops'] <= (
+      1.01 * sampler['step_flops'])
+  assert sampler['unet_pass_flops'] > sampler['classifier_gradient_flops'] > 0
+  assert bench['unet_training']['batch_size'] == 64
+  for key in ('training', 'unet_training', 'sampler', 'ascent'):
+    assert 0 < bench[key]['fraction_of_peak'], key
+  # With PyTorch, every peer is timed and the sampler's port lands on the kit's images.
+  try:
+    import torch  # pylint: disable=import-outside-toplevel,unused-import
+  except ImportError:
+    assert not bench['peers'] and 'not importable' in result.stdout
+  else:
+    peers = {peer['task']: peer for peer in bench['peers']}
+    assert set(peers) == {'classifier training', 'U-Net training', 'sampler', 'ascent'}
+    # (Not every image: see bench_peers.torch_sampler on ReLU kinks.)
+    assert peers['sampler']['images_within_1e-4'] >= 0.9
+    assert all(peer['kit_speedup'] > 0 for peer in peers.values())
