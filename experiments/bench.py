@@ -20,12 +20,13 @@ Times, in one run (medians of `repeats` after a warm-up; FLOPs by XLA's count):
   pairs, eagerly (extrapolated), and its PyTorch port; 100·K candidates for K = 1,
   4, 16, 64;
 - process start to the first 100-pair grid, compilation cache cold and warm.
-Writes `<workdir>/bench/bench.json` and prints the table; 22 minutes on 2 CPU
-cores shared with other work. Expected there: the U-Net's pass over 4N images is
-nearly all of a sampler step (14.3 of 14.7 s, the classifier gradient 1.3 s), and
-the PyTorch port's images match the kit's (all but ≈ 1% within 1e-4; see
-`bench_peers.torch_sampler`); the kit/PyTorch ratios need a quiet machine (see the
-README). `bench:smoke` times tiny shapes (≈ 3 minutes under load: its compiles).
+Writes `<workdir>/bench/bench.json` and prints the table; ≈ 10.5 minutes on 2
+CPU cores. Expected there (the README's Performance section): the U-Net's pass over
+4N images is nearly all of a sampler step (8.7 of 9.2 s, the classifier gradient
+0.6 s); the PyTorch port's images match the kit's (≈ 99% within 1e-4; see
+`bench_peers.torch_sampler`); kit / PyTorch ≈ 0.88 for the sampler, 0.86 and 0.46
+for the classifier and U-Net training steps. `bench:smoke` times tiny shapes
+(≈ 2 minutes: its compiles).
 """
 
 import ml_collections
