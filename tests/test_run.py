@@ -12,6 +12,7 @@ import jax
 from flax import nnx
 
 from experiments import train as train_experiment
+from flipnum_jax import bench_peers
 from flipnum_jax import checkpoints
 from flipnum_jax import data
 from flipnum_jax import models
@@ -136,9 +137,7 @@ def test_bench_smoke_times_every_part_and_writes_its_json(tmp_path, mnist_dir):
   for key in ('training', 'unet_training', 'sampler', 'ascent'):
     assert 0 < bench[key]['fraction_of_peak'], key
   # With PyTorch, every peer is timed and the sampler's port lands on the kit's images.
-  try:
-    import torch  # pylint: disable=import-outside-toplevel,unused-import
-  except ImportError:
+  if bench_peers.import_torch() is None:
     assert not bench['peers'] and 'not importable' in result.stdout
   else:
     peers = {peer['task']: peer for peer in bench['peers']}
