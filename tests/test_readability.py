@@ -16,7 +16,7 @@ from flipnum_jax import readability
 from flipnum_jax import reading_test as reading_lib
 from flipnum_jax.errors import ConfigError, DataError
 from tests.test_reading_test import fill_template, small_config
-from tests.test_run import assert_one_line_error, run_cli
+from tests.test_run import run_cli
 
 
 @pytest.fixture(scope='module')
@@ -112,9 +112,10 @@ def test_pairs_chooses_the_candidate_the_readability_model_reads_best(
   readings_file, _, _ = read_test
   if (smoke_workdir / 'models').is_dir():
     shutil.copytree(smoke_workdir / 'models', tmp_path / 'models')
-  missing = run_cli('--experiment=pairs:smoke', f'--workdir={tmp_path}',
-                    '--config.readability=nowhere', env_data_dir=mnist_dir)
-  assert_one_line_error(missing, 'no readability model')
+  config = pairs_experiment.get_config('smoke')
+  config.readability = 'nowhere'
+  with pytest.raises(ConfigError, match='no readability model'):  # before any drawing
+    generators.generate(config, np.array([[3, 7]]), io.Workspace(tmp_path, str(mnist_dir)))
   trained = run_cli('--experiment=readability:smoke', f'--workdir={tmp_path}',
                     f'--config.readings={readings_file}', env_data_dir=mnist_dir)
   assert trained.returncode == 0, trained.stderr[-3000:]
