@@ -29,7 +29,6 @@ from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import reading_test
 from flipnum_jax import train
-from flipnum_jax import views
 from flipnum_jax.errors import ConfigError, DataError
 
 
@@ -120,16 +119,6 @@ def view_answer_probs(graphdef: nnx.GraphDef, params: nnx.State,
   """(N, 11): the model's probability that a reader answers each digit, or can't
   tell, for each view as shown."""
   return np.asarray(jax.nn.softmax(train.predict(graphdef, params, images), -1))
-
-
-def weaker_view_read(graphdef: nnx.GraphDef, params: nnx.State, images: np.ndarray,
-                     pairs: np.ndarray) -> np.ndarray:
-  """(N,): for each image and its pair (a, b), the model's probability that a reader
-  names a upright or b turned, whichever is lower."""
-  probs = view_answer_probs(graphdef, params,
-                            np.concatenate([images, views.rot180(images)]))
-  index = np.arange(len(images))
-  return np.minimum(probs[index, pairs[:, 0]], probs[len(images) + index, pairs[:, 1]])
 
 
 def agreement(graphdef: nnx.GraphDef, params: nnx.State, examples: Examples,

@@ -127,8 +127,10 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
   p_upright, p_rotated, reads = pair_probabilities(
       graphdef, params, jnp.asarray(drawn.images), candidate_pairs)
   if reader:
-    best = choose(readability.weaker_view_read(*reader, drawn.images, candidate_pairs),
-                  None, config.candidates)
+    # The readability model reads each candidate's views as the classifier does.
+    read_upright, read_rotated, _ = pair_probabilities(
+        *reader, jnp.asarray(drawn.images), candidate_pairs)
+    best = choose(np.minimum(read_upright, read_rotated), None, config.candidates)
   else:
     best = choose(np.minimum(p_upright, p_rotated), drawn.typicality, config.candidates)
   timing_summary = {'compile_seconds': drawn.seconds.compile,
