@@ -374,6 +374,13 @@ def _training(model, loss: Callable[[], Any], learning_rate: float, weight_decay
           'images_per_second': batch_size / seconds}
 
 
+def _batch_pool(torch, batch_size: int):
+  """Four batches' worth of random digits and labels, and the indices of the first
+  batch: the training ports index a pool on the device as `train.fit_step` does."""
+  return (torch.rand(batch_size * 4, 28, 28), torch.arange(batch_size * 4) % 10,
+          torch.arange(batch_size))
+
+
 def torch_classifier_training(classifier: models.Classifier, batch_size: int,
                               max_shift: int, learning_rate: float, weight_decay: float,
                               repeats: int) -> dict[str, Any] | None:
@@ -384,9 +391,7 @@ def torch_classifier_training(classifier: models.Classifier, batch_size: int,
   if torch is None:
     return None
   model = torch_classifier(classifier).train()
-  pool = torch.rand(batch_size * 4, 28, 28)
-  labels = torch.arange(batch_size * 4) % 10
-  batch = torch.arange(batch_size)
+  pool, labels, batch = _batch_pool(torch, batch_size)
   size = pool.shape[-1]
   window = torch.arange(size)
 
@@ -413,9 +418,7 @@ def torch_unet_training(unet: models.UNet, batch_size: int, label_dropout: float
   if torch is None:
     return None
   model = torch_unet(unet).train()
-  pool = torch.rand(batch_size * 4, 28, 28)
-  labels = torch.arange(batch_size * 4) % 10
-  batch = torch.arange(batch_size)
+  pool, labels, batch = _batch_pool(torch, batch_size)
 
   def loss():
     signal = 2.0 * pool[batch] - 1.0
