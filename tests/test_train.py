@@ -12,6 +12,7 @@ from flipnum_jax import checkpoints
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import train
+from flipnum_jax import views
 from flipnum_jax.errors import CheckpointError, ConfigError, TrainingError
 from tests.test_run import assert_one_line_error, run_cli
 
@@ -188,3 +189,32 @@ def test_committed_generating_classifier_is_used_and_reads_at_its_recorded_accur
   assert recomputed == pytest.approx(metrics['test_accuracy'], abs=2e-4)  # ≤ 2 images
   assert metrics['test_accuracy'] > 0.99
   assert not (tmp_path / 'models' / config.name).exists()  # nothing copied or trained
+
+
+class _ZeroVelocity(nnx.Module):
+  """A flow model that predicts no velocity: the flow loss is then the mean of
+  (ε − x)², which shows which digits and noise the loss drew."""
+
+  def __call__(self, noisy, times, labels):
+    return jnp.zeros_like(noisy)
+
+
+@pytest.mark.parametrize('rotation_degrees,scale_range', [(0.0, 0.0), (10.0, 0.1)])
+def test_flow_loss_augments_digits_with_a_key_of_its_own(rotation_degrees, scale_range):
+  images = jnp.zeros((16, 28, 28)).at[:, 4:24, 12:16].set(1.0)  # upright bars, a "1"
+  labels = jnp.arange(16) % 10
+  key = jax.random.key(3)
+  loss = train.FlowMatchingLoss(0.1, rotation_degrees, scale_range)
+  graphdef, params = nnx.split(_ZeroVelocity())
+  value, _ = jax.jit(lambda examples, key: loss(graphdef, params, examples, key, 0.0))(
+      (images, labels), key)
+  # The noise key is the first of three, as before augmentation existed, so models
+  # trained without it are unchanged; the warp has a fourth key of its own.
+  noise = jax.random.normal(jax.random.split(key, 3)[0], images.shape)
+  digits = images
+  if rotation_degrees:
+    digits = views.random_affine(jax.random.split(key, 4)[3], images, rotation_degrees,
+                                 scale_range)
+    assert not np.allclose(digits, images, atol=0.1)  # the bars really turned
+  expected = jnp.mean((noise - models.to_signal(digits)) ** 2)
+  np.testing.assert_allclose(value, expected, rtol=1e-5)
