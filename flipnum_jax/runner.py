@@ -31,6 +31,7 @@ JOBS = {
     'number': 'flipnum_jax.number',
     'gallery': 'flipnum_jax.gallery',
     'evaluate': 'flipnum_jax.judges.evaluate',
+    'pool_readings': 'flipnum_jax.judges.pooled',
     'bench': 'flipnum_jax.bench',
     'reading_test': 'flipnum_jax.reading_test',
     'readability': 'flipnum_jax.readability',

@@ -14,6 +14,7 @@ from flipnum_jax import gallery
 from flipnum_jax import io
 from flipnum_jax import reading_test as reading_lib
 from flipnum_jax.errors import DataError
+from flipnum_jax.judges import pooled as pooled_lib
 from flipnum_jax.judges import readers
 from tests.conftest import needs_chromium
 from tests.test_run import assert_one_line_error, run_cli
@@ -329,3 +330,72 @@ def test_a_scripted_rater_reads_reloads_and_finishes_in_headless_chromium(server
   mine = np.flatnonzero(test.source == 0)
   expected_upright = np.mean([answer_of[t] == test.digit[t] for t in mine[:3]])
   assert scored['raters']['ada']['inputs']['mine']['upright'] == pytest.approx(expected_upright)
+
+
+def test_readings_of_the_same_images_pool_across_tests(small_test, mnist_dir, tmp_path):
+  first_dir, first, images = small_test  # input 'mine': pairs (3, 7), (6, 9), (0, 0)
+  io.write_npz(tmp_path / 'other' / 'pairs.npz', images=images[::-1].copy(),
+               pairs=np.array([[3, 7], [6, 9], [0, 0]]))
+  # A second test shows 'mine' again beside 'other' (the same pairs), its controls
+  # drawn with another seed.
+  second_dir, second = reading_lib.prepare(
+      small_config(inputs=f"{tmp_path / 'mine' / 'pairs.npz'},{tmp_path / 'other' / 'pairs.npz'}",
+                   seed=1),
+      io.Workspace(tmp_path, str(mnist_dir)), 'second_test')
+  assert first.inputs[0]['images_sha256'] == second.inputs[0]['images_sha256']
+
+  def answers(test, change=None):
+    truth = np.where(test.digit < 0, reading_lib.CANT_TELL, test.digit)
+    for (source, view, item), answer in (change or {}).items():
+      truth[(test.source == source) & (test.view == view) & (test.item == item)] = answer
+    return truth
+
+  flagged = answers(first)
+  flagged[first.source == reading_lib.REAL_CONTROL] = 1  # fails the real digits
+  tests = [
+      (first, readings_of(first, answers(first), answers(first, {(0, 0, 0): 5}), flagged)),
+      (second, readings_of(second, answers(second, {(0, 1, 0): reading_lib.CANT_TELL}),
+                           answers(second, {(0, 1, 0): reading_lib.CANT_TELL,
+                                            (1, 1, 0): 1}))
+       + [reading_lib.Readings('c0', 'confident', 'sheets',
+                               answers(second, {(0, 0, 1): 8}))])]
+  pooled = pooled_lib.pool(tests, 'forced', 0.9, 0.5)
+  mine = pooled['inputs'][first.inputs[0]['images_sha256']]
+  # Four forced raters read 'mine' (the flagged one and the confident one do not
+  # count): 3 upright read by 3 of 4, 7 turned by 2 of 4 (no majority).
+  assert mine['raters'] == 4 and mine['tests'] == [0, 1]
+  np.testing.assert_allclose(mine['weaker_view_share'], [0.5, 1.0, 1.0])
+  assert mine['both_ways'] == [False, True, True] and mine['both_count'] == 2
+  assert mine['read_instead']['3 upright'] == {'5': 1}
+  assert mine['read_instead']['7 turned'] == {'?': 2}
+  other = pooled['inputs'][second.inputs[1]['images_sha256']]
+  assert other['raters'] == 2 and other['weaker_view_share'][0] == 0.5
+  (pair_set,) = [s for s in pooled['pair_sets'] if len(s['inputs']) == 2]
+  assert pair_set['read_in'] == [0, 2, 2] and pair_set['union'] == 2
+  confident = pooled_lib.pool(tests, 'confident', 0.9, 0.5)['inputs']
+  assert confident[first.inputs[0]['images_sha256']]['weaker_view_share'] == [1.0, 0.0, 1.0]
+
+  # The job reads the same readings from the tests' folders.
+  for (test, readings), folder in zip(tests, (first_dir, second_dir)):
+    for reading in readings:
+      io.write_json(reading_lib.readings_path(folder, reading.rater), {
+          'rater': reading.rater, 'instruction': reading.instruction,
+          'test_hash': test.hash, 'answers': [
+              {'trial': t, 'answer': '?' if a == reading_lib.CANT_TELL else str(a)}
+              for t, a in enumerate(reading.answers)]})
+  out = tmp_path / 'w' / 'pool_readings'
+  result = run_cli('--experiment=pool_readings', f'--workdir={tmp_path / "w"}',
+                   f'--config.tests={first_dir},{second_dir}', env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-2000:]
+  written = json.loads((out / 'pooled.json').read_text())['instructions']
+  assert written['forced']['inputs'][first.inputs[0]['images_sha256']] == mine
+  digest = first.inputs[0]['images_sha256'][:8]
+  assert (out / f'mine_{digest}_forced.png').read_bytes().startswith(b'\x89PNG')
+  assert (out / 'union_0_forced.png').is_file()
+  assert 'some input is read both ways on 2' in result.stdout
+
+  (out / 'pooled.json').unlink()
+  result = run_cli('--experiment=pool_readings', f'--workdir={tmp_path / "w"}',
+                   f'--config.tests={first_dir},{tmp_path / "mine"}', env_data_dir=mnist_dir)
+  assert_one_line_error(result, str(tmp_path / 'mine'))
+  assert not (out / 'pooled.json').exists()
