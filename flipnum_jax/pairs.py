@@ -58,6 +58,8 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
                 workspace.mnist)
   exchange.write_pairs_file(out_dir / exchange.CANDIDATES_FILE, generated.candidates,
                             np.repeat(pairs, config.candidates, axis=0))
+  if not io.is_writer():  # in a run over several processes, process 0 writes
+    return
   logging.info('Wrote %s: mean min confidence %.3f, worst pair %s.', out_dir,
                summary['mean_min_confidence'], summary['worst_pair'])
   print(f'{name}: {len(pairs)} pairs × {config.candidates} candidates, generator mean '

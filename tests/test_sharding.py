@@ -139,6 +139,8 @@ def test_two_processes_draw_what_one_process_draws(tmp_path, mnist_dir, smoke_wo
       process.kill()
   for process, (stdout, stderr) in zip(processes, outputs):
     assert process.returncode == 0 and 'PROCESS_OK' in stdout, stderr[-3000:]
+  # Only the writer says where the outputs are.
+  assert 'outputs in' in outputs[0][0] and 'outputs in' not in outputs[1][0]
 
   images, pairs = exchange.load_pairs_file(workdirs[0] / output / exchange.PAIRS_FILE)
   single_images, single_pairs = exchange.load_pairs_file(
