@@ -22,7 +22,11 @@ the kit's CNN classifier kind with 11 classes (the ten digits, "can't tell") on
 every answer beside 20,000 MNIST digits, holding out 20% of the views; writes
 `<workdir>/models/readability/` with the held-out agreement with the raters'
 majority (see the README's method table for the figures). `pairs
---config.readability=readability` then chooses by it. `readability:smoke` is for
+--config.readability=readability` then chooses by it. `readability:forced` learns
+the forced readings of the same views instead (`readings/pool1_forced.npz`,
+`pool2_forced.npz`: three other blind readers each, `--config.instruction=forced`
+in the commands above) into `<workdir>/models/readability_forced/`.
+`readability:smoke` is for
 the tests (a tiny model, one epoch).
 """
 
@@ -32,7 +36,7 @@ import ml_collections
 
 from experiments import train
 
-VARIANTS = ('', 'smoke')
+VARIANTS = ('', 'forced', 'smoke')
 
 READINGS = pathlib.Path(__file__).resolve().parent.parent / 'readings'
 
@@ -42,7 +46,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.job = 'readability'
   # Readings files, comma-separated; readings of images that are reported must
   # never be among them.
-  config.readings = ','.join(str(READINGS / f'{pool}.npz') for pool in ('pool1', 'pool2'))
+  pools = ('pool1_forced', 'pool2_forced') if variant == 'forced' else ('pool1', 'pool2')
+  config.readings = ','.join(str(READINGS / f'{pool}.npz') for pool in pools)
   # With export_from (a reading-test folder) set, the job only writes its readings
   # file export_to.
   config.export_from = ''
@@ -58,6 +63,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.model.model.num_classes = 11
   config.model.max_shift = 1
   config.model.epochs = 4
+  if variant == 'forced':  # what readers name when they must name a digit
+    config.instruction = 'forced'
+    config.model.name = 'readability_forced'
   if variant == 'smoke':
     config.model = train.classifier_config('smoke')
     config.model.name = 'readability_smoke'
