@@ -13,6 +13,10 @@ Samples use classifier-free guidance 2, the best measured trade between being re
 and looking real. Expected (evaluate): the judges' majority reads ≈ 99% of the
 samples as their class (≈ 94% with the open-set veto), Fréchet ≈ 29 against a
 real-vs-real floor of ≈ 9.
+`--config.model.rotation_degrees=10 --config.model.scale_range=0.1` trains on
+randomly rotated and scaled digits; with `--config.model.epochs=10` (and its own
+`--config.model.name`) that model's samples read 99.6% (95.5% with the veto) at
+Fréchet ≈ 23, and `pairs` on it reads no better to blind readers (README, lever 1).
 `diffusion:smoke` trains a tiny model on 1,024 digits in seconds (tests).
 """
 

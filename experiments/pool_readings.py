@@ -8,10 +8,10 @@ out), and every input shown in more than one test is read by all their raters
 together. Writes `<workdir>/pool_readings/pooled.json` and heat-maps: per input the
 weaker view's share of readers for each pair (✓ where the pooled majority reads it
 both ways), and per set of pairs shown in several inputs how many inputs are read on
-each pair (✓ where some input is: the union). Expected on the README's seven tests:
-`pairs`, read by 21 blind readers per instruction, is read both ways by their pooled
-majority on ≈ 56 pairs (forced) and ≈ 15 (confident); over the 23 flip images of
-each pair the tests showed, some image is read on 87 pairs (forced) and 31
+each pair (✓ where some input is: the union). Expected on the README's nine tests:
+`pairs`, read by 27 blind readers per instruction, is read both ways by their pooled
+majority on 57 pairs (forced) and 16 (confident); over the 19 flip inputs of the
+same 100 pairs, some input is read both ways on 86 pairs (forced) and 30
 (confident).
 """
 
