@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import jax
@@ -15,6 +16,7 @@ from experiments import train as train_experiment
 from flipnum_jax import bench_peers
 from flipnum_jax import checkpoints
 from flipnum_jax import data
+from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import runner
 from flipnum_jax import train
@@ -108,14 +110,22 @@ def test_missing_and_corrupt_data_are_one_line_errors(tmp_path, mnist_dir):
 
 
 def test_bench_smoke_times_every_part_and_writes_its_json(tmp_path, mnist_dir):
+  # The first-grid timing runs any command three times in fresh processes; a
+  # reading test's sheets need no training and no compile, so the plumbing is
+  # checked in seconds.
+  images = np.zeros((2, 28, 28), np.float32)
+  io.write_npz(tmp_path / 'mine' / 'pairs.npz', images=images, pairs=np.array([[1, 1], [8, 8]]))
+  first_grid = (f"--experiment=reading_test:smoke --config.inputs={tmp_path / 'mine' / 'pairs.npz'} "
+                '--config.natural_flips_per_digit=0 --config.format=sheets --config.raters=a')
   result = run_cli('--experiment=bench:smoke', f'--workdir={tmp_path}',
-                   '--config.first_grid=--experiment=blog_pairs:smoke',
-                   env_data_dir=mnist_dir)
+                   f'--config.first_grid={first_grid}', env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
   bench = json.loads((tmp_path / 'bench/smoke/bench.json').read_text())
   # The timed first-grid runs use a workdir of their own: the user's outputs stay.
-  assert not (tmp_path / 'blog_pairs').exists()
-  assert (tmp_path / 'bench/smoke/first_grid/blog_pairs/smoke/pairs.npz').is_file()
+  assert not (tmp_path / 'reading_test').exists()
+  assert (tmp_path / 'bench/smoke/first_grid/reading_test/smoke/test.npz').is_file()
+  assert 0 < bench['first_grid']['warm_cache_seconds']
+  assert 0 < bench['first_grid']['cold_cache_seconds']
   assert bench['environment']['jax'] == jax.__version__
   # XLA's FLOP count is of the program the kit trains with: forward and backward of
   # the smoke CNN, 2–4× the forward pass's multiply-adds counted here by hand.
