@@ -260,16 +260,6 @@ def kit_sampler(sampler: Sampler, steps: int):
   return compiled, inputs
 
 
-def objective_gradient(classifier: nnx.GraphDef, classifier_params: nnx.State,
-                       objective: objectives.FlipObjective, images: jax.Array,
-                       pairs: jax.Array, key: jax.Array) -> jax.Array:
-  """The flip objective's gradient for each image, one key per image, as
-  `flow.sample_flips` draws them."""
-  keys = jax.random.split(key, images.shape[0])
-  return jax.vmap(jax.grad(objective, argnums=2), in_axes=(None, None, 0, 0, 0))(
-      classifier, classifier_params, images, pairs, keys)
-
-
 def euler_step(graphdefs: tuple[nnx.GraphDef, nnx.GraphDef],
                params: tuple[nnx.State, nnx.State], objective: objectives.FlipObjective,
                signal: jax.Array, time: jax.Array, next_time: jax.Array, pairs: jax.Array,
@@ -280,10 +270,9 @@ def euler_step(graphdefs: tuple[nnx.GraphDef, nnx.GraphDef],
   `graphdefs` and `params`. Bench's copy, so that it can run the step under other
   loops than flow.py's scan (tests/test_bench.py checks it lands where the kit does)."""
   velocity = flow.flip_velocity(graphdefs[0], params[0], signal, time, pairs, guidance)
-  gradient = objective_gradient(graphdefs[1], params[1], objective,
-                                models.to_images(signal - time * velocity), pairs, key)
-  rms = jnp.sqrt(jnp.mean(gradient ** 2, axis=(-2, -1), keepdims=True))
-  velocity = velocity - classifier_weight * gradient / (rms + 1e-12)
+  gradient = flow.objective_gradient(graphdefs[1], params[1], objective,
+                                     models.to_images(signal - time * velocity), pairs, key)
+  velocity = velocity - classifier_weight * gradient / (flow.rms(gradient) + 1e-12)
   return signal + (next_time - time) * velocity
 
 
@@ -333,7 +322,7 @@ def sampler_parts(sampler: Sampler, repeats: int) -> dict[str, float]:
   unet_pass = jax.jit(flow.flip_velocity, static_argnums=0).lower(
       graphdef, params, sampler.noise, jnp.float32(0.5), sampler.pairs,
       sampler.guidance).compile()
-  gradient = jax.jit(objective_gradient, static_argnums=(0, 2)).lower(
+  gradient = jax.jit(flow.objective_gradient, static_argnums=(0, 2)).lower(
       classifier, classifier_params, sampler.objective, images, sampler.pairs,
       sampler.key).compile()
   return {

@@ -145,8 +145,18 @@ def flip_velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
   return 0.5 * (upright + turned)
 
 
-def _rms(images: jax.Array) -> jax.Array:
+def rms(images: jax.Array) -> jax.Array:
+  """Each image's root mean square (..., 1, 1)."""
   return jnp.sqrt(jnp.mean(images ** 2, axis=(-2, -1), keepdims=True))
+
+
+def objective_gradient(classifier: nnx.GraphDef, classifier_params: nnx.State,
+                       objective: objectives.FlipObjective, images: jax.Array,
+                       pairs: jax.Array, key: jax.Array) -> jax.Array:
+  """The flip objective's gradient for each image (N, 28, 28), one key per image."""
+  keys = jax.random.split(key, images.shape[0])
+  return jax.vmap(jax.grad(objective, argnums=2), in_axes=(None, None, 0, 0, 0))(
+      classifier, classifier_params, images, pairs, keys)
 
 
 def clean_combination(noisy: jax.Array, time: jax.Array, next_time: jax.Array,
@@ -161,8 +171,8 @@ def clean_combination(noisy: jax.Array, time: jax.Array, next_time: jax.Array,
   alpha = weights[:, :, None, None]
   clean_estimate = alpha[0] * clean[0] + alpha[1] * clean[1]
   noise_estimate = alpha[0] * noise[0] + alpha[1] * noise[1]
-  target_rms = alpha[0] * _rms(noise[0]) + alpha[1] * _rms(noise[1])
-  noise_estimate = noise_estimate * target_rms / (_rms(noise_estimate) + 1e-12)
+  target_rms = alpha[0] * rms(noise[0]) + alpha[1] * rms(noise[1])
+  noise_estimate = noise_estimate * target_rms / (rms(noise_estimate) + 1e-12)
   landing = (1.0 - next_time) * clean_estimate + next_time * noise_estimate
   return (landing - noisy) / (next_time - time), clean_estimate
 
@@ -246,16 +256,13 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   `classifier_weight`, `guidance_interval` (lo, hi), `resample_temperature` and
   `start_time` are traced: trying another value does not recompile."""
   guided = classifier is not None and objective is not None
-  score_gradient = jax.vmap(jax.grad(objective, argnums=2),
-                            in_axes=(None, None, 0, 0, 0)) if guided else None
   low, high = guidance_interval[0], guidance_interval[1]
 
-  def objective_gradient(clean, key):
+  def clean_gradient(clean, key):
     """The flip objective's gradient at the clean estimate, and its RMS per image."""
-    estimate = models.to_images(clean)
-    gradient = score_gradient(classifier, classifier_params, estimate, pairs,
-                              jax.random.split(key, estimate.shape[0]))
-    return gradient, _rms(gradient)
+    gradient = objective_gradient(classifier, classifier_params, objective,
+                                  models.to_images(clean), pairs, key)
+    return gradient, rms(gradient)
 
   def resampled_velocity(signal, clean, time, next_time, key):
     """The velocity that lands each particle, resampled and renoised, at next_time."""
@@ -292,9 +299,9 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
       push = jnp.where(due, 0.0, push)  # the gradient belongs to the particle before
     if not guided:
       return v
-    gradient, rms = objective_gradient(clean, step_key)
+    gradient, gradient_rms = clean_gradient(clean, step_key)
     # Euler steps go backwards in time, so subtracting from v adds to the image.
-    return v - push * gradient / (rms + 1e-12)
+    return v - push * gradient / (gradient_rms + 1e-12)
 
   return integrate(step_velocity, noise, steps, key, start_time)
 
