@@ -60,13 +60,16 @@ def framework() -> dict[str, Any]:
 # --- Ported networks ---------------------------------------------------------------
 
 
-def _conv(source: nnx.Conv, stride: int = 1):
-  """A Conv2d with the weights of `source` (HWIO → OIHW). 'SAME' padding for the
-  kit's stride-1 kernels is k // 2 on each side; strided layers pad themselves."""
+def _conv(source: nnx.Conv, stride: int = 1, padding: int | None = None):
+  """A Conv2d with the weights of `source` (HWIO → OIHW), padded by `padding` on each
+  side. By default, 'SAME' padding for the kit's stride-1 kernels, k // 2; none for
+  strided ones, whose callers pad themselves."""
   import torch  # pylint: disable=import-outside-toplevel
   kernel = np.asarray(source.kernel[...])
+  if padding is None:
+    padding = kernel.shape[0] // 2 if stride == 1 else 0
   layer = torch.nn.Conv2d(kernel.shape[2], kernel.shape[3], kernel.shape[:2],
-                          stride=stride, padding=kernel.shape[0] // 2 if stride == 1 else 0)
+                          stride=stride, padding=padding)
   layer.weight.data = _tensor(kernel.transpose(3, 2, 0, 1).copy())
   layer.bias.data = _tensor(source.bias[...])
   return layer
@@ -99,14 +102,9 @@ def torch_classifier(classifier: models.Classifier):
 
     def __init__(self):
       super().__init__()
-      self.convs = torch.nn.ModuleList()
-      for conv in classifier.convs:
-        kernel = np.asarray(conv.kernel[...])  # HWIO
-        layer = torch.nn.Conv2d(kernel.shape[2], kernel.shape[3], kernel.shape[:2],
-                                stride=2, padding=(kernel.shape[0] - 2) // 2)
-        layer.weight.data = torch.tensor(kernel.transpose(3, 2, 0, 1).copy())
-        layer.bias.data = torch.tensor(np.asarray(conv.bias[...]))
-        self.convs.append(layer)
+      self.convs = torch.nn.ModuleList([
+          _conv(conv, stride=2, padding=(conv.kernel[...].shape[0] - 2) // 2)
+          for conv in classifier.convs])
       self.dense = torch.nn.ModuleList([_linear(classifier.hidden),
                                         _linear(classifier.out)])
 
