@@ -41,10 +41,8 @@ def unflagged_rater_views(test: reading_lib.Test, readings: list[reading_lib.Rea
         reading.answers, test, instruction, min_real_accuracy, max_catch_digits)['flagged']:
       continue
     for index, described in enumerate(test.inputs):
-      mine = test.source == index
-      answers = np.full((2, len(described['pairs'])), reading_lib.UNANSWERED)
-      answers[test.view[mine], test.item[mine]] = reading.answers[mine]
-      answers_by_input[described['images_sha256']].append(answers)
+      answers_by_input[described['images_sha256']].append(
+          readers.input_views(reading.answers, test, index))
   return answers_by_input
 
 
@@ -95,7 +93,7 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
   """The `pool_readings` job: pools `config.tests`' readings; writes pooled.json and a
   heat-map per input and per set of pairs read in more than one input."""
   folders = [pathlib.Path(t) for t in config.tests.split(',') if t]
-  if len(folders) < 1:
+  if not folders:
     raise ConfigError('tests names no reading test (comma-separated folders)')
   tests = []
   for folder in folders:  # read (and so refuse bad files) before writing anything

@@ -71,9 +71,10 @@ def majority_correct(correct: np.ndarray) -> np.ndarray:
 
 
 def input_views(read: np.ndarray, test: reading_lib.Test, index: int) -> np.ndarray:
-  """(T,) verdicts → (2, N) for input `index`: row 0 upright, row 1 turned."""
+  """(T,) verdicts (or answers) → (2, N) for input `index`: row 0 upright, row 1
+  turned."""
   n = len(test.inputs[index]['pairs'])
-  views = np.zeros((2, n), bool)
+  views = np.zeros((2, n), read.dtype)
   mine = test.source == index
   views[test.view[mine], test.item[mine]] = read[mine]
   return views
