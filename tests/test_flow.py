@@ -133,6 +133,8 @@ def test_classifier_guidance_raises_the_generators_score(tiny_unet, tiny_classif
     ('generator.start_time', 0.0, r'start_time must be in \(0, 1\]'),
     ('generator.start_time', 1.5, r'start_time must be in \(0, 1\]'),
     ('generator.handwriting_per_class', 0, 'handwriting_per_class must be ≥ 1'),
+    ('generator.corrector_steps', -1, 'corrector_steps must be ≥ 0'),
+    ('generator.corrector_snr', 0.0, 'corrector_snr > 0'),
     ('generator.name', 'ascent', 'the ascent generator takes the settings'),
 ])
 def test_bad_flow_configs_are_refused(key, value, message):
@@ -272,6 +274,53 @@ def test_resampling_sampler_keeps_shapes_and_the_default_path(tiny_unet, tiny_cl
   np.testing.assert_array_equal(draw(0), plain)  # resample_every 0: the plain sampler
   resampled = draw(2)
   assert resampled.shape == (4, 28, 28) and not np.allclose(resampled, plain)
+
+
+def test_correctors_need_the_velocity_combination():
+  config = pairs_diffusion.get_config('smoke')
+  override(config, 'generator.corrector_steps', 1)
+  override(config, 'generator.combine', 'clean')
+  with pytest.raises(ConfigError, match="corrector_steps needs generator.combine='velocity'"):
+    generators.check(config)
+
+
+def test_langevin_steps_sample_the_distribution_of_their_score():
+  # On the score of N(m, s²) (per pixel), chains started 3 s away settle at its mean
+  # and spread: a sign error, a wrong step size or a missing √2 in the noise would not.
+  mean, spread = 0.5, 0.3
+  chains = jnp.full((64, 28, 28), mean + 3 * spread)
+
+  def step(signal, key):
+    score = -(signal - mean) / spread ** 2
+    return flow.langevin_step(signal, score, jax.random.normal(key, signal.shape),
+                              jnp.float32(0.3)), None
+
+  settled, _ = jax.jit(lambda x: jax.lax.scan(step, x, jax.random.split(
+      jax.random.key(0), 400)))(chains)
+  assert abs(float(settled.mean()) - mean) < 0.01
+  # ULA's own bias on a Gaussian at this step size: the spread grows by ≈ snr²/2.
+  assert float(settled.std()) == pytest.approx(spread, rel=0.06)
+
+
+def test_correctors_move_the_sample_and_leave_the_default_path_alone(tiny_unet,
+                                                                     tiny_classifier):
+  graphdef, params = tiny_unet
+  classifier_graphdef, classifier_params = tiny_classifier
+  forward = jnp.array([[3, 7], [6, 9]])
+  noise = jax.random.normal(jax.random.key(11), (2, 28, 28))
+  objective = objectives.flip_objective(objectives.objective_config())
+  draw = lambda corrector_steps, snr=0.2: flow.sample_flips(
+      graphdef, params, noise, forward, jax.random.key(0), 3.0, classifier_params, 1.0,
+      corrector_snr=jnp.float32(snr), steps=3, classifier=classifier_graphdef,
+      objective=objective, corrector_steps=corrector_steps)
+  plain = draw(0)
+  np.testing.assert_array_equal(plain, draw(0, snr=0.5))  # no correctors: snr unused
+  corrected = draw(2)
+  assert corrected.shape == (2, 28, 28) and np.all(np.isfinite(corrected))
+  assert not np.allclose(corrected, plain, atol=1e-3)
+  # A smaller ratio moves less: the step size scales with snr².
+  nearer = draw(2, snr=0.02)
+  assert np.abs(nearer - plain).mean() < np.abs(corrected - plain).mean()
 
 
 def test_sampling_from_a_middle_time_is_one_euler_step_from_there(tiny_unet):

@@ -29,7 +29,15 @@ all images and all steps in one `lax.scan`. The pieces compose:
 - where sampling starts (`start_time` < 1): from real handwriting instead of pure
   noise — for each pair, a person's a averaged with a person's b turned whose ink
   lies nearest (`handwriting.nearest_flips`), noised to `start_time` and sampled
-  from there (SDEdit, Meng et al. 2022), so that the strokes stay a person's.
+  from there (SDEdit, Meng et al. 2022), so that the strokes stay a person's;
+- Langevin correctors (`corrector_steps` > 0): before each Euler step below t = 1,
+  that many Langevin steps at the step's noise level on the score of the views'
+  combined velocity (s = −ε̂/t with ε̂ = x + (1 − t)·v, the classifier's push
+  included), step size from a signal-to-noise ratio (`corrector_snr`; the
+  predictor–corrector sampler of Song et al. 2021). The averaged velocity of two
+  views is not the probability flow of any one diffusion, so integrating it alone
+  does not sample what both views agree on; MCMC at each level does (Du et al.
+  2023, "Reduce, Reuse, Recycle": composition needs MCMC).
 """
 
 import functools
@@ -74,7 +82,9 @@ def default_config() -> ml_collections.ConfigDict:
       'resample_temperature': 1.0,
       # 1 = from pure noise; below 1, from real handwriting noised to this time
       'start_time': 1.0,
-      'handwriting_per_class': 1000})  # training digits per class searched for starts
+      'handwriting_per_class': 1000,  # training digits per class searched for starts
+      'corrector_steps': 0,  # Langevin steps before each Euler step (0 = none)
+      'corrector_snr': 0.2})  # their signal-to-noise ratio: step = 2·(snr·|z|/|s|)²
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -101,6 +111,11 @@ def check(config: ml_collections.ConfigDict) -> None:
   if config.handwriting_per_class < 1:
     raise ConfigError('generator.handwriting_per_class must be ≥ 1, not '
                       f'{config.handwriting_per_class}')
+  if config.corrector_steps < 0 or not config.corrector_snr > 0:
+    raise ConfigError('generator.corrector_steps must be ≥ 0 and corrector_snr > 0, '
+                      f'not {config.corrector_steps} and {config.corrector_snr}')
+  if config.corrector_steps and config.combine != 'velocity':
+    raise ConfigError("generator.corrector_steps needs generator.combine='velocity'")
   low, high = config.guidance_interval
   if not 0.0 <= low < high <= 1.0:
     raise ConfigError('generator.guidance_interval must be (lo, hi) with 0 ≤ lo < hi ≤ 1, '
@@ -177,6 +192,15 @@ def clean_combination(noisy: jax.Array, time: jax.Array, next_time: jax.Array,
   return (landing - noisy) / (next_time - time), clean_estimate
 
 
+def langevin_step(signal: jax.Array, score: jax.Array, noise: jax.Array,
+                  snr: jax.Array) -> jax.Array:
+  """One unadjusted Langevin step per image, x + η·s + √(2η)·z, with the step η =
+  2·(snr·|z| / |s|)² set per image from the signal-to-noise ratio `snr` (the
+  corrector of Song et al. 2021), so that it scales with the noise level by itself."""
+  size = 2.0 * (snr * rms(noise) / (rms(score) + 1e-12)) ** 2
+  return signal + size * score + jnp.sqrt(2.0 * size) * noise
+
+
 def integrate(step_velocity, start: jax.Array, steps: int, key: jax.Array,
               start_time: jax.Array = 1.0) -> jax.Array:
   """Images from the signal `start` at `start_time` (1: pure noise) by `steps` Euler
@@ -232,17 +256,18 @@ def resample(key: jax.Array, log_weights: jax.Array, groups: jax.Array) -> jax.A
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'steps', 'classifier',
                                              'objective', 'combine', 'view_weighting',
-                                             'resample_every'))
+                                             'resample_every', 'corrector_steps'))
 def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                  pairs: jax.Array, key: jax.Array, guidance: jax.Array,
                  classifier_params: nnx.State | None = None,
                  classifier_weight: jax.Array = 0.0,
                  guidance_interval: jax.Array = (0.0, 1.0),
                  groups: jax.Array | None = None, resample_temperature: jax.Array = 1.0,
-                 start_time: jax.Array = 1.0, *, steps: int, classifier: nnx.GraphDef | None = None,
+                 start_time: jax.Array = 1.0, corrector_snr: jax.Array = 0.2, *, steps: int,
+                 classifier: nnx.GraphDef | None = None,
                  objective: objectives.FlipObjective | None = None,
                  combine: str = 'velocity', view_weighting: bool = False,
-                 resample_every: int = 0) -> jax.Array:
+                 resample_every: int = 0, corrector_steps: int = 0) -> jax.Array:
   """Flip digits (N, 28, 28) for `pairs` (N, 2) of (a, b) from `noise` (N, 28, 28),
   the signal at `start_time` (1: pure noise), with the view-averaged velocity. With a `classifier` (a generating classifier's
   graphdef; weights in `classifier_params`), every step also moves each image along
@@ -252,9 +277,12 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   views make one step (module docstring; view weighting reads the views with the
   classifier). With `resample_every` > 0, every that many steps the particles are
   resampled within `groups` (`resampling_groups`) by the classifier's reading of
-  their weaker view and renoised (module docstring). `guidance`,
-  `classifier_weight`, `guidance_interval` (lo, hi), `resample_temperature` and
-  `start_time` are traced: trying another value does not recompile."""
+  their weaker view and renoised (module docstring). With `corrector_steps` > 0 (and
+  the velocity combination), every step below t = 1 starts with that many Langevin
+  steps at its noise level (module docstring) of signal-to-noise ratio
+  `corrector_snr`. `guidance`, `classifier_weight`, `guidance_interval` (lo, hi),
+  `resample_temperature`, `start_time` and `corrector_snr` are traced: trying
+  another value does not recompile."""
   guided = classifier is not None and objective is not None
   low, high = guidance_interval[0], guidance_interval[1]
 
@@ -274,10 +302,43 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                + next_time * jax.random.normal(noise_key, signal.shape))
     return (landing - signal) / (next_time - time)
 
+  def guidance_at(time):
+    return jnp.where((time > low) & (time <= high), guidance, 1.0)
+
+  def langevin(time, signal, key):
+    """One Langevin step at `time` on the score of the pushed, averaged velocity."""
+    noise_key, push_key = jax.random.split(key)
+    v = flip_velocity(graphdef, params, signal, time, pairs, guidance_at(time))
+    if guided:
+      gradient, gradient_rms = clean_gradient(signal - time * v, push_key)
+      v = v - classifier_weight * gradient / (gradient_rms + 1e-12)
+    score = -(signal + (1.0 - time) * v) / time  # −ε̂/t
+    return langevin_step(signal, score, jax.random.normal(noise_key, signal.shape),
+                         corrector_snr)
+
+  def corrected(signal, time, key):
+    """`corrector_steps` Langevin steps at `time`; none at pure noise (t = 1),
+    which is already what both views agree on."""
+    def scan_langevin(signal):
+      return jax.lax.scan(lambda x, k: (langevin(time, x, k), None), signal,
+                          jax.random.split(key, corrector_steps))[0]
+    return jax.lax.cond(time < 1.0, scan_langevin, lambda x: x, signal)
+
   def step_velocity(signal, index, time, next_time, step_key):
+    resample_key = None
     if resample_every:  # one key for the objective's draws, one for resampling
       step_key, resample_key = jax.random.split(step_key)
-    weight = jnp.where((time > low) & (time <= high), guidance, 1.0)
+    if not corrector_steps:
+      return predicted_velocity(signal, index, time, next_time, step_key, resample_key)
+    # One more key for the correctors; the Euler step starts where they end, so
+    # the velocity returned also carries their move.
+    step_key, corrector_key = jax.random.split(step_key)
+    start = corrected(signal, time, corrector_key)
+    return ((start - signal) / (next_time - time)
+            + predicted_velocity(start, index, time, next_time, step_key, resample_key))
+
+  def predicted_velocity(signal, index, time, next_time, step_key, resample_key):
+    weight = guidance_at(time)
     if combine == 'velocity':
       v = flip_velocity(graphdef, params, signal, time, pairs, weight)
       clean = signal - time * v
@@ -375,7 +436,7 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
       classifier=guide.graphdef if uses_classifier else None,
       objective=guide.objective if config.classifier_weight else None,
       combine=config.combine, view_weighting=config.view_weighting,
-      resample_every=config.resample_every)
+      resample_every=config.resample_every, corrector_steps=config.corrector_steps)
   groups = (jnp.asarray(resampling_groups(candidate_pairs)) if config.resample_every
             else None)
   images, seconds = timing.compile_and_run(
@@ -384,7 +445,7 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
       np.float32(config.classifier_weight),
       np.asarray(config.guidance_interval, np.float32), groups,
       np.float32(config.resample_temperature), np.float32(config.start_time),
-      steps=config.steps, **guided)
+      np.float32(config.corrector_snr), steps=config.steps, **guided)
   logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
                len(candidate_pairs), seconds.compile, config.steps, seconds.run)
   typicality = (sharding.to_host(flip_denoising_error(graphdef, params, images, pairs,
