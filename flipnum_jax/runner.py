@@ -32,6 +32,7 @@ JOBS = {
     'gallery': 'flipnum_jax.gallery',
     'evaluate': 'flipnum_jax.judges.evaluate',
     'pool_readings': 'flipnum_jax.judges.pooled',
+    'choice_replay': 'flipnum_jax.judges.choice_replay',
     'bench': 'flipnum_jax.bench',
     'reading_test': 'flipnum_jax.reading_test',
     'readability': 'flipnum_jax.readability',

@@ -1,0 +1,51 @@
+"""Replays candidate choosers against blind readings of every candidate (lever 5).
+
+    python run.py --experiment=pairs --workdir=runs/pool1 --config.seed=1 --config.candidates=4
+    python run.py --experiment=choice_replay --workdir=runs/pool1 \
+        --config.candidates_file=runs/pool1/pairs/candidates.npz --config.seed=1 \
+        --config.readings=readings/pool1_forced.npz,readings/pool1.npz
+
+(seed 2 and `readings/pool2*.npz` likewise). For each chooser — the first candidate,
+`pairs`' own choice, the flow model's typicality alone, the ensemble vetoes of
+`ensembles` (a candidate counts as read only when every member reads both views:
+the generating classifier, an adversarially trained closed-set CNN, an MLP, the
+nearest class mean; generator-side models with their own seeds, never judges) and
+the readers' own best pick — the pairs whose kept candidate the committed blind
+readers' majority read both ways. Writes `<workdir>/choice_replay/replay.json`.
+Expected (README, three blind readers per instruction and pool): `pairs`' choice 52
+and 56 (forced), 15 and 13 (confident); every veto 49–56 and 13–15; the readers' own
+pick 64 and 66 (forced).
+"""
+
+import ml_collections
+
+from experiments import train
+
+VARIANTS = ('',)
+
+
+def get_config(variant: str = '') -> ml_collections.ConfigDict:
+  del variant  # the only variant
+  config = ml_collections.ConfigDict()
+  config.job = 'choice_replay'
+  config.candidates_file = ''  # a pairs run's candidates.npz
+  config.candidates_per_pair = 4  # K of that run
+  config.seed = 1  # that run's seed (its choice's typicality key)
+  config.readings = ''  # comma-separated readings files of those candidates' views
+  # Generator-side ensemble members (besides the generating classifier and the
+  # nearest class mean), each a classifier config with its own seed.
+  mlp = train.classifier_config()
+  mlp.name = 'generator_mlp'
+  mlp.seed = 505
+  mlp.model = ml_collections.ConfigDict({**mlp.model.to_dict(), 'kind': 'mlp',
+                                         'hidden': (512, 256)})
+  mlp.epochs = 6
+  mlp.max_shift = 1
+  mlp.learning_rate = 1e-3
+  config.members = ml_collections.ConfigDict({
+      'generating': train.classifier_config('open_set'),
+      'robust': train.classifier_config('robust'),
+      'mlp': mlp})
+  config.ensembles = ('generating+robust', 'generating+mlp', 'generating+class_means',
+                      'generating+robust+mlp', 'generating+robust+mlp+class_means')
+  return config

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from flipnum_jax import reading_test
+from flipnum_jax.errors import DataError
+from flipnum_jax.judges import choice_replay
+
+CANT = reading_test.CANT_TELL
+
+
+def test_majority_is_strict():
+  answers = np.array([[3, 3, 7, CANT],
+                      [3, 4, 7, 2],
+                      [1, 5, 2, CANT]])
+  # 3 by two of three; no majority; 7 by two; "can't tell" by two.
+  np.testing.assert_array_equal(choice_replay.majority_answers(answers),
+                                [3, reading_test.UNANSWERED, 7, CANT])
+  two_raters = np.array([[3, 5], [3, 6]])  # a tie is no majority
+  np.testing.assert_array_equal(choice_replay.majority_answers(two_raters),
+                                [3, reading_test.UNANSWERED])
+
+
+def test_views_are_matched_to_their_candidate_and_turn_and_scored_per_chooser():
+  rng = np.random.default_rng(0)
+  candidates = rng.uniform(size=(4, 28, 28)).astype(np.float32)  # 2 pairs × K = 2
+  candidate_pairs = np.array([[3, 7], [3, 7], [6, 9], [6, 9]])
+  # Shown in a shuffled order, each candidate upright and turned.
+  order = [(2, 1), (0, 0), (3, 0), (1, 1), (2, 0), (0, 1), (1, 0), (3, 1)]
+  shown = np.stack([candidates[c] if v == 0 else candidates[c, ::-1, ::-1]
+                    for c, v in order])
+  candidate, view = choice_replay.match_views(shown, candidates)
+  np.testing.assert_array_equal(np.stack([candidate, view], 1), order)
+  # The majority names the target everywhere but candidate 0 turned and candidate
+  # 3 upright: candidates 1 and 2 are read both ways.
+  majority = np.array([candidate_pairs[c, v] for c, v in order])
+  majority[order.index((0, 1))] = CANT
+  majority[order.index((3, 0))] = 5
+  read = choice_replay.read_both_ways(majority, candidate, view, candidate_pairs)
+  np.testing.assert_array_equal(read, [False, True, True, False])
+  scores = choice_replay.replay({'first': np.array([0, 0]), 'second': np.array([1, 1]),
+                                 'best': np.array([1, 0])}, read, 2)
+  assert scores == {'first': 1, 'second': 1, 'best': 2}
+
+
+def test_a_view_of_another_run_is_refused():
+  candidates = np.zeros((2, 28, 28), np.float32)
+  with pytest.raises(DataError, match='view 0 of the readings shows none'):
+    choice_replay.match_views(np.ones((1, 28, 28), np.float32), candidates)
