@@ -27,6 +27,11 @@ def generation(variant: str) -> ml_collections.ConfigDict:
   if variant != 'smoke':
     config.classifier = train.classifier_config('robust')
   config.generator.model = diffusion.model_config(variant)
+  if variant == 'smoke':  # autoguidance's weak model: smaller still, fewer digits
+    config.generator.weak_model = diffusion.model_config(variant)
+    config.generator.weak_model.name = 'diffusion_smoke_weak'
+    config.generator.weak_model.model.features = 8
+    config.generator.weak_model.train_examples = 256
   config.generator.steps = 25 if variant != 'smoke' else 3
   config.candidates = 4 if variant != 'smoke' else 2
   config.objective.softmin_temperature = 1.0

@@ -91,6 +91,42 @@ def test_guidance_is_traced_not_a_recompile(tiny_unet, monkeypatch):
   assert not np.allclose(weak, strong)
 
 
+def test_autoguidance_steers_away_from_the_weak_model(tiny_unet):
+  # Autoguidance: weak + w·(model − weak), both conditional. A model that guides
+  # itself leaves its conditional velocity at any weight, which is classifier-free
+  # guidance at weight 1; a weaker model at weight 1 changes nothing either, and at
+  # a larger weight it moves the sample.
+  graphdef, params = tiny_unet
+  spec = diffusion_experiment.model_config('smoke').model
+  spec.features = 8
+  weak_graphdef, weak_params = nnx.split(models.make_unet(spec, jax.random.key(9)))
+  noise = jax.random.normal(jax.random.key(12), (3, 28, 28))
+  forward = jnp.array([[3, 7], [6, 9], [1, 8]])
+  draw = lambda guidance, *weak, steps=3: flow.sample_flips(
+      graphdef, params, noise, forward, jax.random.key(2), jnp.float32(guidance),
+      weak_params=weak[1] if weak else None, steps=steps,
+      weak_graphdef=weak[0] if weak else None)
+  conditional = draw(1.0)
+  np.testing.assert_allclose(draw(3.0, graphdef, params), conditional, atol=1e-5)
+  np.testing.assert_allclose(draw(1.0, weak_graphdef, weak_params), conditional,
+                             atol=1e-5)
+  autoguided = draw(3.0, weak_graphdef, weak_params)
+  assert np.all(np.isfinite(autoguided))
+  assert not np.allclose(autoguided, conditional, atol=1e-3)
+  assert not np.allclose(autoguided, draw(3.0), atol=1e-3)  # not classifier-free
+  # By hand, one step from t = 1: x₀ = x₁ − ½·(g(x₁ | a) + rot180 g(rot180 x₁ | b)),
+  # g = v_weak + 3·(v − v_weak).
+  labels = jnp.concatenate([forward[:, 0], forward[:, 1]])
+  both = jnp.concatenate([noise, views.rot180(noise)])
+  times = jnp.ones((6,))
+  v = flow.velocity(graphdef, params, both, times, labels)
+  v_weak = flow.velocity(weak_graphdef, weak_params, both, times, labels)
+  guided = v_weak + 3.0 * (v - v_weak)
+  averaged = 0.5 * (guided[:3] + views.rot180(guided[3:]))
+  np.testing.assert_allclose(draw(3.0, weak_graphdef, weak_params, steps=1),
+                             models.to_images(noise - averaged), atol=1e-5)
+
+
 def test_view_averaged_sampling_is_equivariant_under_the_turn(tiny_unet):
   # Sampling (a, b) and turning the result equals sampling (b, a) from turned noise.
   graphdef, params = tiny_unet
@@ -166,6 +202,17 @@ def test_smoke_diffusion_and_pairs_write_their_outputs(smoke_workdir, mnist_dir)
   with np.load(smoke_workdir / 'pairs/smoke/pairs.npz') as npz:
     assert npz['images'].shape == (4, 28, 28)
     assert npz['pairs'].tolist() == [[3, 7], [3, 9], [6, 7], [6, 9]]
+    classifier_free = npz['images']
+
+  # Autoguidance trains its weak model (once) into the workdir; the same seed then
+  # gives other images.
+  result = run_cli('--experiment=pairs:smoke', f'--workdir={smoke_workdir}',
+                   '--config.generator.autoguidance=True', env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (smoke_workdir / 'models/diffusion_smoke_weak/metrics.json').is_file()
+  with np.load(smoke_workdir / 'pairs/smoke/pairs.npz') as npz:
+    assert npz['images'].shape == (4, 28, 28) and np.all(np.isfinite(npz['images']))
+    assert not np.allclose(npz['images'], classifier_free, atol=1e-3)
 
 
 def test_committed_flow_model_is_reused_and_denoises_real_digits(

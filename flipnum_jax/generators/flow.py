@@ -6,7 +6,10 @@ Gaussian noise ε; the network learns the velocity ε − x (`train.FlowMatching
 Sampling integrates dx/dt = v from t = 1 (noise) to t = 0 (data) with Euler steps,
 all images and all steps in one `lax.scan`. The pieces compose:
 - classifier-free guidance (`guided_velocity`): from the unconditional velocity
-  towards the conditional one, weight `guidance`;
+  towards the conditional one, weight `guidance`; or, with `autoguidance`, from the
+  conditional velocity of a weaker model (`weak_model`: smaller and trained less)
+  towards the model's own, so that guidance moves away from the weak model's
+  errors rather than towards what tells classes apart (Karras et al. 2024);
 - view averaging (`flip_velocity`, Visual Anagrams, Geng et al. 2024): the average
   of the guided velocity for (x, a) and the turned-back one for (rot180 x, b). A
   180° turn permutes pixels, so it keeps Gaussian noise Gaussian and the averaged
@@ -68,10 +71,22 @@ SELECTIONS = ('generator', 'denoising')
 COMBINATIONS = ('velocity', 'clean')
 
 
+def weak_model_config() -> ml_collections.ConfigDict:
+  """The weak model of autoguidance: the flow model's U-Net at two thirds of its
+  width, trained one epoch instead of five (Karras et al. 2024 degrade both)."""
+  config = train.flow_config()
+  config.name = 'diffusion_weak'
+  config.model.features = 32
+  config.epochs = 1
+  return config
+
+
 def default_config() -> ml_collections.ConfigDict:
   """View averaging as published: no classifier guidance."""
   return ml_collections.ConfigDict({
       'name': 'flow', 'model': train.flow_config(), 'steps': 40, 'guidance': 3.0,
+      # guidance away from `weak_model`'s velocity instead of the unconditional one
+      'autoguidance': False, 'weak_model': weak_model_config(),
       'classifier_weight': 0.0,  # weight of the classifier's gradient (0 = none)
       'select': 'generator',
       'combine': 'velocity',  # or 'clean': estimates combined apart, noise RMS kept
@@ -129,34 +144,48 @@ def velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
 
 
 def guided_velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
-                    time: jax.Array, labels: jax.Array, guidance: jax.Array) -> jax.Array:
-  """Classifier-free guided velocity, u + w·(c − u), for noisy signals (N, 28, 28)
-  at one `time`; the conditional and unconditional passes share one batch."""
+                    time: jax.Array, labels: jax.Array, guidance: jax.Array,
+                    weak_graphdef: nnx.GraphDef | None = None,
+                    weak_params: nnx.State | None = None) -> jax.Array:
+  """Guided velocity, u + w·(c − u), for noisy signals (N, 28, 28) at one `time`:
+  c the conditional velocity and u the unconditional one (classifier-free guidance;
+  the two passes share one batch) or, given a weak model, the weak model's
+  conditional velocity (autoguidance)."""
   n = noisy.shape[0]
+  times = jnp.full((n,), time)
+  if weak_graphdef is not None:
+    conditional = velocity(graphdef, params, noisy, times, labels)
+    weak = velocity(weak_graphdef, weak_params, noisy, times, labels)
+    return weak + guidance * (conditional - weak)
   both = velocity(graphdef, params, jnp.concatenate([noisy, noisy]),
-                  jnp.full((2 * n,), time), jnp.concatenate(
+                  jnp.concatenate([times, times]), jnp.concatenate(
                       [labels, jnp.full_like(labels, models.NO_CLASS)]))
   conditional, unconditional = both[:n], both[n:]
   return unconditional + guidance * (conditional - unconditional)
 
 
 def view_velocities(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
-                    time: jax.Array, pairs: jax.Array,
-                    guidance: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """The guided velocities of both views, in the upright frame: v(x | a) and
-  rot180 v(rot180 x | b) per pair (a, b) of `pairs` (N, 2); both views go through
-  the network as one batch."""
+                    time: jax.Array, pairs: jax.Array, guidance: jax.Array,
+                    weak_graphdef: nnx.GraphDef | None = None,
+                    weak_params: nnx.State | None = None) -> tuple[jax.Array, jax.Array]:
+  """The guided velocities (`guided_velocity`) of both views, in the upright
+  frame: v(x | a) and rot180 v(rot180 x | b) per pair (a, b) of `pairs` (N, 2);
+  both views go through the network as one batch."""
   n = noisy.shape[0]
   v = guided_velocity(graphdef, params,
                       jnp.concatenate([noisy, views.rot180(noisy)]), time,
-                      jnp.concatenate([pairs[:, 0], pairs[:, 1]]), guidance)
+                      jnp.concatenate([pairs[:, 0], pairs[:, 1]]), guidance,
+                      weak_graphdef, weak_params)
   return v[:n], views.rot180(v[n:])
 
 
 def flip_velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
-                  time: jax.Array, pairs: jax.Array, guidance: jax.Array) -> jax.Array:
+                  time: jax.Array, pairs: jax.Array, guidance: jax.Array,
+                  weak_graphdef: nnx.GraphDef | None = None,
+                  weak_params: nnx.State | None = None) -> jax.Array:
   """The view-averaged velocity: ½·(v(x | a) + rot180 v(rot180 x | b))."""
-  upright, turned = view_velocities(graphdef, params, noisy, time, pairs, guidance)
+  upright, turned = view_velocities(graphdef, params, noisy, time, pairs, guidance,
+                                    weak_graphdef, weak_params)
   return 0.5 * (upright + turned)
 
 
@@ -256,18 +285,21 @@ def resample(key: jax.Array, log_weights: jax.Array, groups: jax.Array) -> jax.A
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'steps', 'classifier',
                                              'objective', 'combine', 'view_weighting',
-                                             'resample_every', 'corrector_steps'))
+                                             'resample_every', 'corrector_steps',
+                                             'weak_graphdef'))
 def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                  pairs: jax.Array, key: jax.Array, guidance: jax.Array,
                  classifier_params: nnx.State | None = None,
                  classifier_weight: jax.Array = 0.0,
                  guidance_interval: jax.Array = (0.0, 1.0),
                  groups: jax.Array | None = None, resample_temperature: jax.Array = 1.0,
-                 start_time: jax.Array = 1.0, corrector_snr: jax.Array = 0.2, *, steps: int,
+                 start_time: jax.Array = 1.0, corrector_snr: jax.Array = 0.2,
+                 weak_params: nnx.State | None = None, *, steps: int,
                  classifier: nnx.GraphDef | None = None,
                  objective: objectives.FlipObjective | None = None,
                  combine: str = 'velocity', view_weighting: bool = False,
-                 resample_every: int = 0, corrector_steps: int = 0) -> jax.Array:
+                 resample_every: int = 0, corrector_steps: int = 0,
+                 weak_graphdef: nnx.GraphDef | None = None) -> jax.Array:
   """Flip digits (N, 28, 28) for `pairs` (N, 2) of (a, b) from `noise` (N, 28, 28),
   the signal at `start_time` (1: pure noise), with the view-averaged velocity. With a `classifier` (a generating classifier's
   graphdef; weights in `classifier_params`), every step also moves each image along
@@ -280,7 +312,9 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   their weaker view and renoised (module docstring). With `corrector_steps` > 0 (and
   the velocity combination), every step below t = 1 starts with that many Langevin
   steps at its noise level (module docstring) of signal-to-noise ratio
-  `corrector_snr`. `guidance`, `classifier_weight`, `guidance_interval` (lo, hi),
+  `corrector_snr`. With a `weak_graphdef` (weights in `weak_params`), guidance is
+  autoguidance by that weak model (`guided_velocity`) instead of classifier-free.
+  `guidance`, `classifier_weight`, `guidance_interval` (lo, hi),
   `resample_temperature`, `start_time` and `corrector_snr` are traced: trying
   another value does not recompile."""
   guided = classifier is not None and objective is not None
@@ -308,7 +342,8 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   def langevin(time, signal, key):
     """One Langevin step at `time` on the score of the pushed, averaged velocity."""
     noise_key, push_key = jax.random.split(key)
-    v = flip_velocity(graphdef, params, signal, time, pairs, guidance_at(time))
+    v = flip_velocity(graphdef, params, signal, time, pairs, guidance_at(time),
+                      weak_graphdef, weak_params)
     if guided:
       gradient, gradient_rms = clean_gradient(signal - time * v, push_key)
       v = v - classifier_weight * gradient / (gradient_rms + 1e-12)
@@ -340,10 +375,12 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   def predicted_velocity(signal, index, time, next_time, step_key, resample_key):
     weight = guidance_at(time)
     if combine == 'velocity':
-      v = flip_velocity(graphdef, params, signal, time, pairs, weight)
+      v = flip_velocity(graphdef, params, signal, time, pairs, weight, weak_graphdef,
+                        weak_params)
       clean = signal - time * v
     else:
-      velocities = view_velocities(graphdef, params, signal, time, pairs, weight)
+      velocities = view_velocities(graphdef, params, signal, time, pairs, weight,
+                                   weak_graphdef, weak_params)
       weights = jnp.full((2, signal.shape[0]), 0.5)
       if view_weighting:  # the view read worse (at the even estimate) weighs more
         even = models.to_images(signal - time * 0.5 * (velocities[0] + velocities[1]))
@@ -424,6 +461,8 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
   over all devices; classifier guidance by `guide` when classifier_weight > 0; the
   flow model's typicality of each view when select is 'denoising'."""
   graphdef, params = get_model(config.model, workspace)
+  weak_graphdef, weak_params = (get_model(config.weak_model, workspace)
+                                if config.autoguidance else (None, None))
   noise_key, step_key, typicality_key = sampling_keys(key)
   start = jax.random.normal(noise_key, (len(candidate_pairs), 28, 28))
   if config.start_time < 1.0:
@@ -436,7 +475,8 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
       classifier=guide.graphdef if uses_classifier else None,
       objective=guide.objective if config.classifier_weight else None,
       combine=config.combine, view_weighting=config.view_weighting,
-      resample_every=config.resample_every, corrector_steps=config.corrector_steps)
+      resample_every=config.resample_every, corrector_steps=config.corrector_steps,
+      weak_graphdef=weak_graphdef)
   groups = (jnp.asarray(resampling_groups(candidate_pairs)) if config.resample_every
             else None)
   images, seconds = timing.compile_and_run(
@@ -445,7 +485,7 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
       np.float32(config.classifier_weight),
       np.asarray(config.guidance_interval, np.float32), groups,
       np.float32(config.resample_temperature), np.float32(config.start_time),
-      np.float32(config.corrector_snr), steps=config.steps, **guided)
+      np.float32(config.corrector_snr), weak_params, steps=config.steps, **guided)
   logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
                len(candidate_pairs), seconds.compile, config.steps, seconds.run)
   typicality = (sharding.to_host(flip_denoising_error(graphdef, params, images, pairs,
