@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -180,7 +181,7 @@ def test_bad_flow_configs_are_refused(key, value, message):
     generators.check(config)
 
 
-def test_smoke_diffusion_and_pairs_write_their_outputs(smoke_workdir, mnist_dir):
+def test_smoke_diffusion_and_pairs_write_their_outputs(smoke_workdir, mnist_dir, tmp_path):
   result = run_cli('--experiment=diffusion:smoke', f'--workdir={smoke_workdir}',
                    env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -204,13 +205,16 @@ def test_smoke_diffusion_and_pairs_write_their_outputs(smoke_workdir, mnist_dir)
     assert npz['pairs'].tolist() == [[3, 7], [3, 9], [6, 7], [6, 9]]
     classifier_free = npz['images']
 
-  # Autoguidance trains its weak model (once) into the workdir; the same seed then
-  # gives other images.
-  result = run_cli('--experiment=pairs:smoke', f'--workdir={smoke_workdir}',
+  # Autoguidance trains its weak model into the workdir; the same seed then gives
+  # other images. (Its own workdir with the smoke models: the plain pairs:smoke
+  # output stays the other tests' single-process reference.)
+  autoguided = tmp_path / 'autoguided'
+  shutil.copytree(smoke_workdir / 'models', autoguided / 'models')
+  result = run_cli('--experiment=pairs:smoke', f'--workdir={autoguided}',
                    '--config.generator.autoguidance=True', env_data_dir=mnist_dir)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert (smoke_workdir / 'models/diffusion_smoke_weak/metrics.json').is_file()
-  with np.load(smoke_workdir / 'pairs/smoke/pairs.npz') as npz:
+  assert (autoguided / 'models/diffusion_smoke_weak/metrics.json').is_file()
+  with np.load(autoguided / 'pairs/smoke/pairs.npz') as npz:
     assert npz['images'].shape == (4, 28, 28) and np.all(np.isfinite(npz['images']))
     assert not np.allclose(npz['images'], classifier_free, atol=1e-3)
 
