@@ -103,10 +103,10 @@ def test_autoguidance_steers_away_from_the_weak_model(tiny_unet):
   weak_graphdef, weak_params = nnx.split(models.make_unet(spec, jax.random.key(9)))
   noise = jax.random.normal(jax.random.key(12), (3, 28, 28))
   forward = jnp.array([[3, 7], [6, 9], [1, 8]])
-  draw = lambda guidance, *weak, steps=3: flow.sample_flips(
-      graphdef, params, noise, forward, jax.random.key(2), jnp.float32(guidance),
-      weak_params=weak[1] if weak else None, steps=steps,
-      weak_graphdef=weak[0] if weak else None)
+  draw = lambda guidance, weak_graphdef=None, weak_params=None, steps=3: (
+      flow.sample_flips(graphdef, params, noise, forward, jax.random.key(2),
+                        jnp.float32(guidance), weak_params=weak_params, steps=steps,
+                        weak_graphdef=weak_graphdef))
   conditional = draw(1.0)
   np.testing.assert_allclose(draw(3.0, graphdef, params), conditional, atol=1e-5)
   np.testing.assert_allclose(draw(1.0, weak_graphdef, weak_params), conditional,

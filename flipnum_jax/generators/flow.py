@@ -458,8 +458,9 @@ def get_model(config: ml_collections.ConfigDict,
 def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
          guide: base.Guide, workspace: io.Workspace, key: jax.Array) -> base.Drawn:
   """One view-averaged sample per candidate pair, all in one compiled scan split
-  over all devices; classifier guidance by `guide` when classifier_weight > 0; the
-  flow model's typicality of each view when select is 'denoising'."""
+  over all devices; classifier guidance by `guide` when classifier_weight > 0;
+  autoguidance by `weak_model` when `autoguidance`; the flow model's typicality of
+  each view when select is 'denoising'."""
   graphdef, params = get_model(config.model, workspace)
   weak_graphdef, weak_params = (get_model(config.weak_model, workspace)
                                 if config.autoguidance else (None, None))
