@@ -157,10 +157,39 @@ def test_classifier_guidance_raises_the_generators_score(tiny_unet, tiny_classif
   assert float(score(guided)) > float(score(plain))
 
 
+def test_per_image_classifier_weights_push_only_their_images(tiny_unet, tiny_classifier):
+  # Weights (2, 0, 2, 0): images 0 and 2 are the guided samples, 1 and 3 the
+  # plain ones, under jit, with the same noise and keys.
+  graphdef, params = tiny_unet
+  classifier_graphdef, classifier_params = tiny_classifier
+  objective = objectives.FlipObjective(softmin_temperature=1.0)
+  noise = jax.random.normal(jax.random.key(4), (4, 28, 28))
+  flip_pairs = jnp.array([[3, 7], [3, 7], [0, 8], [0, 8]])
+  draw = lambda weights: flow.sample_flips(
+      graphdef, params, noise, flip_pairs, jax.random.key(1), 1.0, classifier_params,
+      weights, steps=4, classifier=classifier_graphdef, objective=objective)
+  guided, plain = draw(2.0), draw(0.0)
+  assert float(jnp.abs(guided - plain).max()) > 0.05  # the push moves images
+  mixed = draw(jnp.array([2.0, 0.0, 2.0, 0.0]))
+  np.testing.assert_allclose(mixed[::2], guided[::2], atol=1e-5)
+  np.testing.assert_allclose(mixed[1::2], plain[1::2], atol=1e-5)
+
+
+def test_the_last_candidates_of_each_pair_go_unpushed():
+  candidate_pairs = np.repeat(np.array([[3, 7], [0, 8]]), 4, axis=0)
+  np.testing.assert_array_equal(flow.classifier_weights(candidate_pairs, 2.0, 3),
+                                [2, 0, 0, 0, 2, 0, 0, 0])
+  np.testing.assert_array_equal(flow.classifier_weights(candidate_pairs, 2.0, 0),
+                                np.full(8, 2.0))
+  with pytest.raises(ConfigError, match=r'unpushed_per_pair \(5\) must be at most'):
+    flow.classifier_weights(candidate_pairs, 2.0, 5)
+
+
 @pytest.mark.parametrize('key, value, message', [
     ('generator.steps', 0, 'steps must be ≥ 1'),
     ('generator.guidance', -1.0, 'guidance must be finite and ≥ 0'),
     ('generator.classifier_weight', -0.5, 'classifier_weight must be ≥ 0'),
+    ('generator.unpushed_per_pair', -1, 'unpushed_per_pair must be ≥ 0'),
     ('generator.select', 'best', 'select must be one of'),
     ('generator.name', 'gan', 'generator.name must be one of'),
     ('generator.combine', 'max', 'combine must be one of'),

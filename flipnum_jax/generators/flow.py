@@ -15,7 +15,12 @@ all images and all steps in one `lax.scan`. The pieces compose:
   180° turn permutes pixels, so it keeps Gaussian noise Gaussian and the averaged
   field is a valid velocity for both views at once;
 - classifier guidance (`sample_flips` with a guide): the gradient of the flip
-  objective at the model's clean-image estimate, weight `classifier_weight`;
+  objective at the model's clean-image estimate, weight `classifier_weight`. Its
+  push carries every start of a pair to nearly one glyph (the K candidates of a
+  pair, and those of other seeds, differ by little more than speckle), so
+  `unpushed_per_pair` of each pair's candidates may be drawn without it: view
+  averaging alone draws another layout from every start, which gives a chooser
+  real alternatives;
 - how the views combine (`combine`): their velocities averaged, or (after
   Anagram-MTL, Xu et al. 2024) their clean-image and noise estimates combined
   apart, the noise estimate's RMS restored (averaging two partly independent noise
@@ -88,6 +93,8 @@ def default_config() -> ml_collections.ConfigDict:
       # guidance away from `weak_model`'s velocity instead of the unconditional one
       'autoguidance': False, 'weak_model': weak_model_config(),
       'classifier_weight': 0.0,  # weight of the classifier's gradient (0 = none)
+      # the last this many candidates of each pair are drawn without that push
+      'unpushed_per_pair': 0,
       'select': 'generator',
       'combine': 'velocity',  # or 'clean': estimates combined apart, noise RMS kept
       'view_weighting': False,  # with 'clean': weight the worse-read view more
@@ -118,6 +125,9 @@ def check(config: ml_collections.ConfigDict) -> None:
                       f'{config.combine!r}')
   if config.view_weighting and config.combine != 'clean':
     raise ConfigError("generator.view_weighting needs generator.combine='clean'")
+  if config.unpushed_per_pair < 0:
+    raise ConfigError('generator.unpushed_per_pair must be ≥ 0, not '
+                      f'{config.unpushed_per_pair}')
   if config.resample_every < 0 or not config.resample_temperature > 0:
     raise ConfigError('generator.resample_every must be ≥ 0 and resample_temperature > 0, '
                       f'not {config.resample_every} and {config.resample_temperature}')
@@ -304,9 +314,9 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   the signal at `start_time` (1: pure noise), with the view-averaged velocity. With a `classifier` (a generating classifier's
   graphdef; weights in `classifier_params`), every step also moves each image along
   the gradient of `objective` at the model's current estimate of the clean image,
-  x̂ = x − t·v, scaled to unit RMS times `classifier_weight` (the gradient is not
-  propagated through the network). `combine` and `view_weighting` choose how the
-  views make one step (module docstring; view weighting reads the views with the
+  x̂ = x − t·v, scaled to unit RMS times `classifier_weight` (one for all images,
+  or one each; the gradient is not propagated through the network). `combine` and
+  `view_weighting` choose how the views make one step (module docstring; view weighting reads the views with the
   classifier). With `resample_every` > 0, every that many steps the particles are
   resampled within `groups` (`resampling_groups`) by the classifier's reading of
   their weaker view and renoised (module docstring). With `corrector_steps` > 0 (and
@@ -318,6 +328,7 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   `resample_temperature`, `start_time` and `corrector_snr` are traced: trying
   another value does not recompile."""
   guided = classifier is not None and objective is not None
+  classifier_weight = jnp.broadcast_to(classifier_weight, noise.shape[:1])[:, None, None]
   low, high = guidance_interval[0], guidance_interval[1]
 
   def clean_gradient(clean, key):
@@ -449,6 +460,18 @@ def handwriting_starts(candidate_pairs: np.ndarray, mnist: data.Mnist, per_class
           + start_time * noise)
 
 
+def classifier_weights(candidate_pairs: np.ndarray, weight: float,
+                       unpushed_per_pair: int) -> np.ndarray:
+  """(N,) float32: the classifier's weight for each candidate, `weight` but 0 for
+  the last `unpushed_per_pair` candidates of each pair (consecutive equal rows of
+  `candidate_pairs`); a ConfigError if a pair has fewer candidates than that."""
+  _, rank, size = resampling_groups(candidate_pairs)
+  if unpushed_per_pair > size.min():
+    raise ConfigError(f'generator.unpushed_per_pair ({unpushed_per_pair}) must be at '
+                      f'most the candidates per pair ({size.min()})')
+  return np.where(rank < size - unpushed_per_pair, weight, 0.0).astype(np.float32)
+
+
 def get_model(config: ml_collections.ConfigDict,
               workspace: io.Workspace) -> tuple[nnx.GraphDef, nnx.State]:
   """The flow model's graphdef and (EMA) weights: committed, cached or trained."""
@@ -458,9 +481,12 @@ def get_model(config: ml_collections.ConfigDict,
 def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
          guide: base.Guide, workspace: io.Workspace, key: jax.Array) -> base.Drawn:
   """One view-averaged sample per candidate pair, all in one compiled scan split
-  over all devices; classifier guidance by `guide` when classifier_weight > 0;
+  over all devices; classifier guidance by `guide` when classifier_weight > 0,
+  except for each pair's last `unpushed_per_pair` candidates;
   autoguidance by `weak_model` when `autoguidance`; the flow model's typicality of
   each view when select is 'denoising'."""
+  push_weights = classifier_weights(candidate_pairs, config.classifier_weight,
+                                    config.unpushed_per_pair)
   graphdef, params = get_model(config.model, workspace)
   weak_graphdef, weak_params = (get_model(config.weak_model, workspace)
                                 if config.autoguidance else (None, None))
@@ -469,7 +495,8 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
   if config.start_time < 1.0:
     start = handwriting_starts(candidate_pairs, workspace.mnist,
                                config.handwriting_per_class, start, config.start_time)
-  start, pairs = sharding.shard_batch(start, jnp.asarray(candidate_pairs))
+  start, pairs, push_weights = sharding.shard_batch(
+      start, jnp.asarray(candidate_pairs), jnp.asarray(push_weights))
   uses_classifier = (config.classifier_weight or config.view_weighting
                      or config.resample_every)
   guided = dict(
@@ -483,8 +510,7 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
   images, seconds = timing.compile_and_run(
       sample_flips, graphdef, params, start, pairs, step_key,
       np.float32(config.guidance), guide.params if uses_classifier else None,
-      np.float32(config.classifier_weight),
-      np.asarray(config.guidance_interval, np.float32), groups,
+      push_weights, np.asarray(config.guidance_interval, np.float32), groups,
       np.float32(config.resample_temperature), np.float32(config.start_time),
       np.float32(config.corrector_snr), weak_params, steps=config.steps, **guided)
   logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
