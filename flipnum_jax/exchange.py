@@ -53,19 +53,22 @@ def write_samples_file(path: str | os.PathLike, images: np.ndarray,
 
 
 def scores_summary(pairs: np.ndarray, p_upright: np.ndarray, p_rotated: np.ndarray,
-                   reads: np.ndarray, timing: dict[str, float]) -> dict[str, Any]:
+                   reads: np.ndarray, timing: dict[str, float],
+                   spread: np.ndarray) -> dict[str, Any]:
   """The scores.json content: the generating classifier's view of each pair
   (`reads` (2, N): whether a and b are its top class), the mean of the weaker
-  reading, the worst pair and the generation's timing."""
+  reading, the worst pair, how far apart each pair's candidates lie (`spread`,
+  `generators.candidate_spread`) and the generation's timing."""
   minimum = np.minimum(p_upright, p_rotated)
   worst = int(np.argmin(minimum))
   return {
       'pairs': [{'upright': int(a), 'rotated': int(b), 'p_upright': float(pu),
                  'p_rotated': float(pr), 'min': float(m), 'reads_upright': bool(ru),
-                 'reads_rotated': bool(rr)}
-                for (a, b), pu, pr, m, ru, rr in zip(pairs, p_upright, p_rotated, minimum,
-                                                     reads[0], reads[1])],
+                 'reads_rotated': bool(rr), 'candidate_spread': float(d)}
+                for (a, b), pu, pr, m, ru, rr, d in zip(pairs, p_upright, p_rotated, minimum,
+                                                        reads[0], reads[1], spread)],
       'mean_min_confidence': float(minimum.mean()),
+      'mean_candidate_spread': float(spread.mean()),
       'worst_pair': [int(pairs[worst, 0]), int(pairs[worst, 1])],
       'timing': timing,
   }

@@ -51,8 +51,9 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
   rotated = check_digits('rotated_digits', config.rotated_digits)
   pairs = exchange.all_pairs(upright, rotated)
   generated = generators.generate(config, pairs, workspace)
-  summary = exchange.scores_summary(pairs, generated.p_upright, generated.p_rotated,
-                                    generated.reads, generated.timing)
+  summary = exchange.scores_summary(
+      pairs, generated.p_upright, generated.p_rotated, generated.reads, generated.timing,
+      generators.candidate_spread(generated.candidates, config.candidates))
   out_dir = workspace.output_dir(name)
   write_outputs(out_dir, name, generated.images, pairs, upright, rotated, summary,
                 workspace.mnist)
@@ -60,8 +61,9 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
                             np.repeat(pairs, config.candidates, axis=0))
   if not io.is_writer():  # in a run over several processes, process 0 writes
     return
-  logging.info('Wrote %s: mean min confidence %.3f, worst pair %s.', out_dir,
-               summary['mean_min_confidence'], summary['worst_pair'])
+  logging.info('Wrote %s: mean min confidence %.3f, worst pair %s, mean candidate '
+               'spread %.3f.', out_dir, summary['mean_min_confidence'],
+               summary['worst_pair'], summary['mean_candidate_spread'])
   print(f'{name}: {len(pairs)} pairs × {config.candidates} candidates, generator mean '
         f'min confidence {summary["mean_min_confidence"]:.3f} (worst '
         f'{summary["worst_pair"]}); outputs in {out_dir}')

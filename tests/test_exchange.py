@@ -25,8 +25,9 @@ def test_scores_round_trip_and_a_malformed_scores_file_is_a_data_error(tmp_path)
   pairs = np.array([[3, 7], [6, 9]])
   summary = exchange.scores_summary(pairs, np.array([0.9, 0.4]), np.array([0.8, 0.7]),
                                     np.array([[True, False], [True, True]]),
-                                    {'run_seconds': 1.0})
+                                    {'run_seconds': 1.0}, np.array([0.05, 0.25]))
   assert summary['worst_pair'] == [6, 9]
+  assert summary['mean_candidate_spread'] == pytest.approx(0.15)
   assert summary['mean_min_confidence'] == pytest.approx(0.6)
   exchange.write_scores(tmp_path / exchange.SCORES_FILE, summary)
   assert exchange.read_scores(tmp_path / exchange.SCORES_FILE) == summary

@@ -54,3 +54,21 @@ def test_every_generator_declares_checks_and_draws_one_image_per_candidate(
   assert not np.allclose(drawn.images[0], drawn.images[2])
   again = module.draw(smoke.generator, candidate_pairs, guide, workspace, key)
   np.testing.assert_array_equal(again.images, drawn.images)
+
+
+def test_candidate_spread_is_the_mean_blurred_rms_distance_within_each_pair():
+  blank, ink = np.zeros((28, 28), np.float32), np.ones((28, 28), np.float32)
+  stroke = np.zeros((28, 28), np.float32)
+  stroke[4:24, 13:15] = 1.0
+  moved = np.roll(stroke, 1, axis=1)  # the same stroke, one pixel over
+  other = stroke.T  # a stroke across
+  # Pair 0: three copies of one glyph; pair 1: blank, full ink, blank. Blurring
+  # keeps a constant image and its distance to another constant: 1 and 0, so the
+  # mean over the six ordered pairs is (1 + 1 + 0) / 3.
+  candidates = np.stack([stroke, stroke, stroke, blank, ink, blank])
+  np.testing.assert_allclose(generators.candidate_spread(candidates, 3), [0, 2 / 3],
+                             atol=1e-6)
+  np.testing.assert_array_equal(generators.candidate_spread(candidates, 1), np.zeros(6))
+  # A stroke moved by a pixel is nearer than a stroke across, by more than in pixels.
+  near, far = generators.candidate_spread(np.stack([stroke, moved, stroke, other]), 2)
+  assert near < 0.5 * far

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import scipy.ndimage
 from flax import nnx
 
 from flipnum_jax import io
@@ -96,6 +97,21 @@ def choose(min_probability: np.ndarray, typicality: np.ndarray | None,
     scores = np.where(min_probability > 0.5, 2.0 - worst / (1.0 + worst), min_probability)
   per_pair = scores.reshape(-1, candidates)
   return np.arange(per_pair.shape[0]) * candidates + per_pair.argmax(1)
+
+
+def candidate_spread(candidates: np.ndarray, per_pair: int) -> np.ndarray:
+  """(P,): for each pair, the mean RMS distance between two of its `per_pair`
+  consecutive candidates (0 for one candidate), both blurred by a Gaussian of 1.5
+  pixels so that a stroke moved by a pixel is still the same glyph: how much there
+  is to choose from. Real test digits of one class (16 of each) lie 0.154 apart on
+  average; `pairs`' eight candidates of a pair, 0.092; the same drawn without the
+  classifier's push, 0.124."""
+  blurred = scipy.ndimage.gaussian_filter(candidates.astype(np.float64), (0, 1.5, 1.5))
+  grouped = blurred.reshape(-1, per_pair, candidates[0].size)
+  if per_pair < 2:
+    return np.zeros(len(grouped))
+  squared = ((grouped[:, :, None] - grouped[:, None]) ** 2).mean(-1)
+  return np.sqrt(squared).sum((1, 2)) / (per_pair * (per_pair - 1))
 
 
 class Generated(NamedTuple):
