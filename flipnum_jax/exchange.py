@@ -65,8 +65,8 @@ def scores_summary(pairs: np.ndarray, p_upright: np.ndarray, p_rotated: np.ndarr
       'pairs': [{'upright': int(a), 'rotated': int(b), 'p_upright': float(pu),
                  'p_rotated': float(pr), 'min': float(m), 'reads_upright': bool(ru),
                  'reads_rotated': bool(rr), 'candidate_spread': float(d)}
-                for (a, b), pu, pr, m, ru, rr, d in zip(pairs, p_upright, p_rotated, minimum,
-                                                        reads[0], reads[1], spread)],
+                for (a, b), pu, pr, m, ru, rr, d in zip(
+                    pairs, p_upright, p_rotated, minimum, reads[0], reads[1], spread)],
       'mean_min_confidence': float(minimum.mean()),
       'mean_candidate_spread': float(spread.mean()),
       'worst_pair': [int(pairs[worst, 0]), int(pairs[worst, 1])],

@@ -40,6 +40,11 @@ def test_views_are_matched_to_their_candidate_and_turn_and_scored_per_chooser():
   scores = choice_replay.replay({'first': np.array([0, 0]), 'second': np.array([1, 1]),
                                  'best': np.array([1, 0])}, read, 2)
   assert scores == {'first': 1, 'second': 1, 'best': 2}
+  # Pair (3, 7) has one of its two candidates read, pair (6, 9) one.
+  np.testing.assert_array_equal(choice_replay.pairs_by_candidates_read(read, 2), [0, 2, 0])
+  three_each = np.array([0, 0, 1, 1, 0, 1], bool)
+  np.testing.assert_array_equal(choice_replay.pairs_by_candidates_read(three_each, 3),
+                                [0, 1, 1, 0])
 
 
 def test_views_drawn_on_another_machine_match_and_are_scored_as_shown():

@@ -101,6 +101,13 @@ def replay(choices: dict[str, np.ndarray], read: np.ndarray,
           for name, choice in choices.items()}
 
 
+def pairs_by_candidates_read(read: np.ndarray, candidates: int) -> np.ndarray:
+  """(K + 1,): how many pairs have 0, 1, …, K of their `candidates` read both ways
+  (`read` (P·K,) from `read_both_ways`). Pairs with none or all read leave a
+  chooser nothing to gain."""
+  return np.bincount(read.reshape(-1, candidates).sum(1), minlength=candidates + 1)
+
+
 def class_mean_reads(mnist: data.Mnist, images: np.ndarray,
                      pairs: np.ndarray) -> np.ndarray:
   """(2, N) whether the nearest class mean of MNIST's training digits (in pixels) is
@@ -180,11 +187,15 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
     per_pair = read.reshape(-1, config.candidates_per_pair)
     scores = replay({**choices, 'readers': per_pair.argmax(1)}, read,
                     config.candidates_per_pair)
+    histogram = pairs_by_candidates_read(read, config.candidates_per_pair)
     results['instructions'][instruction] = {'readings': path, 'raters': len(answers),
-                                            'pairs_read': scores}
+                                            'pairs_read': scores,
+                                            'pairs_by_candidates_read': histogram.tolist()}
     for chooser, count in scores.items():
       print(f'{name}: {instruction} ({len(answers)} raters, {pathlib.Path(path).name}): '
             f'{chooser} keeps candidates read both ways on {count} pairs')
+    print(f'{name}: {instruction}: pairs with 0, 1, … {config.candidates_per_pair} of their '
+          f'candidates read both ways: {histogram.tolist()}')
   out = workspace.output_dir(name)
   if io.is_writer():
     io.write_json(out / 'replay.json', results)
