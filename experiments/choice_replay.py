@@ -5,16 +5,21 @@
         --config.candidates_file=runs/pool1/pairs/candidates.npz --config.seed=1 \
         --config.readings=readings/pool1_forced.npz,readings/pool1.npz
 
-(seed 2 and `readings/pool2*.npz` likewise). For each chooser — the first candidate,
+(seed 2 and `readings/pool2*.npz` likewise; pool 3 is the portfolio run of the
+readability experiment's docstring: `--config.seed=3 --config.candidates_per_pair=8`
+with `readings/pool3*.npz`). For each chooser — the first candidate,
 `pairs`' own choice, the flow model's typicality alone, the ensemble vetoes of
 `ensembles` (a candidate counts as read only when every member reads both views:
 the generating classifier, an adversarially trained closed-set CNN, an MLP, the
 nearest class mean; generator-side models with their own seeds, never judges) and
 the readers' own best pick — the pairs whose kept candidate the committed blind
-readers' majority read both ways. Writes `<workdir>/choice_replay/replay.json`.
+readers' majority read both ways, and how many pairs have 0, 1, …, K of their
+candidates read. Writes `<workdir>/choice_replay/replay.json`.
 Expected (README, three blind readers per instruction and pool): `pairs`' choice 52
 and 56 (forced), 15 and 13 (confident); every veto 49–56 and 13–15; the readers' own
-pick 64 and 66 (forced).
+pick 64 and 66 (forced); pool 1's pairs by candidates read (0…4), 36 / 15 / 4 / 6
+/ 39 (forced). Pool 3: the readers' own pick 71 (forced) and 14 (confident), the
+generator's choice 55 and 8 per the README.
 """
 
 import ml_collections

@@ -26,6 +26,14 @@ majority (see the README's method table for the figures). `pairs
 the forced readings of the same views instead (`readings/pool1_forced.npz`,
 `pool2_forced.npz`: three other blind readers each, `--config.instruction=forced`
 in the commands above) into `<workdir>/models/readability_forced/`.
+`readings/pool3.npz` and `pool3_forced.npz` (three blind readers per instruction)
+hold every candidate view of a portfolio run whose last six candidates of eight
+go without the classifier's push (`python run.py --experiment=pairs
+--workdir=runs/pool3 --config.seed=3 --config.candidates=8
+--config.generator.unpushed_per_pair=6`, then the commands above with pool3); add
+them with `--config.readings=…` and another `--config.model.name=…`, e.g.
+`readability:forced --config.model.name=readability_forced3
+--config.readings=readings/pool1_forced.npz,readings/pool2_forced.npz,readings/pool3_forced.npz`.
 `readability:smoke` is for
 the tests (a tiny model, one epoch).
 """

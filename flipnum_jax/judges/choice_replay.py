@@ -190,7 +190,8 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
     histogram = pairs_by_candidates_read(read, config.candidates_per_pair)
     results['instructions'][instruction] = {'readings': path, 'raters': len(answers),
                                             'pairs_read': scores,
-                                            'pairs_by_candidates_read': histogram.tolist()}
+                                            'pairs_by_candidates_read': histogram.tolist(),
+                                            'candidates_read': per_pair.sum(1).tolist()}
     for chooser, count in scores.items():
       print(f'{name}: {instruction} ({len(answers)} raters, {pathlib.Path(path).name}): '
             f'{chooser} keeps candidates read both ways on {count} pairs')
