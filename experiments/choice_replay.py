@@ -18,8 +18,9 @@ candidates read. Writes `<workdir>/choice_replay/replay.json`.
 Expected (README, three blind readers per instruction and pool): `pairs`' choice 52
 and 56 (forced), 15 and 13 (confident); every veto 49–56 and 13–15; the readers' own
 pick 64 and 66 (forced); pool 1's pairs by candidates read (0…4), 36 / 15 / 4 / 6
-/ 39 (forced). Pool 3: the readers' own pick 71 (forced) and 14 (confident), the
-generator's choice 55 and 8 per the README.
+/ 39 (forced). Pool 3 (its unpushed candidates are more typical and less read):
+the readers' own pick 71 and 14, the first candidate 55 and 10, `pairs`' choice 49
+and 7, typicality alone 27 (forced).
 """
 
 import ml_collections
