@@ -62,7 +62,10 @@ def match_views(shown: np.ndarray, candidates: np.ndarray,
   (readings of another run)."""
   flat = np.concatenate([candidates, np.asarray(views.rot180(candidates))]).reshape(
       2 * len(candidates), -1)
-  distance = np.abs(shown.reshape(len(shown), 1, -1) - flat[None]).mean(-1)
+  shown_flat = shown.reshape(len(shown), 1, -1)
+  # A block of views at a time: all at once would hold views × candidates × 784.
+  distance = np.concatenate([np.abs(shown_flat[i:i + 64] - flat[None]).mean(-1)
+                             for i in range(0, len(shown), 64)])
   rows, index = scipy.optimize.linear_sum_assignment(distance)
   far = np.flatnonzero(distance[rows, index] > tolerance)
   if len(far):
