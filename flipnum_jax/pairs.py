@@ -2,7 +2,8 @@
 the generator the config names (see `generators`).
 
 Writes, into `<workdir>/<experiment>/`: `pairs.npz` and `scores.json` (the exchange
-formats), `grid.png` and `grid_rotated.png`, and every candidate in `candidates.npz`.
+formats), `grid.png` and `grid_rotated.png`, and every candidate in `candidates.npz`
+and `candidates.png`.
 """
 
 from typing import Any, Sequence
@@ -59,6 +60,11 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
                 workspace.mnist)
   exchange.write_pairs_file(out_dir / exchange.CANDIDATES_FILE, generated.candidates,
                             np.repeat(pairs, config.candidates, axis=0))
+  plots.candidate_grid(
+      out_dir / 'candidates.png', generated.candidates, upright, rotated,
+      np.array([p['candidate_spread'] for p in summary['pairs']]),
+      f'{name}: every candidate, upright (rows: a; columns: b) — under each pair its '
+      f'candidate spread (mean {summary["mean_candidate_spread"]:.3f})')
   if not io.is_writer():  # in a run over several processes, process 0 writes
     return
   logging.info('Wrote %s: mean min confidence %.3f, worst pair %s, mean candidate '

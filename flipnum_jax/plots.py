@@ -155,3 +155,39 @@ def sample_grid(path: str | os.PathLike, images: np.ndarray, per_row: int,
   ax.set_title(title, fontsize=8)
   fig.tight_layout()
   _save(fig, path)
+
+
+def candidate_grid(path: str | os.PathLike, candidates: np.ndarray, upright: np.ndarray,
+                   rotated: np.ndarray, spread: np.ndarray, title: str,
+                   per_line: int = 4) -> None:
+  """Saves every candidate, upright, in the pair grid's layout: the cell of row a,
+  column b holds that pair's K candidates (a-major, K consecutive per pair, up to
+  `per_line` side by side), its candidate spread printed under it — so that a
+  reader sees at once whether a pair's candidates differ at all."""
+  rows, cols = len(upright), len(rotated)
+  per_pair = len(candidates) // (rows * cols)
+  lines = -(-per_pair // per_line)
+  across = min(per_pair, per_line)
+  cell_w, cell_h = across * 29 + _GAP, lines * 29 + _GAP
+  canvas = np.ones((rows * cell_h, cols * cell_w, 3))
+  for k, image in enumerate(candidates):
+    pair, index = divmod(k, per_pair)
+    (r, c), (line, place) = divmod(pair, cols), divmod(index, per_line)
+    top, left = r * cell_h + line * 29, c * cell_w + place * 29
+    canvas[top:top + 28, left:left + 28] = _ink_to_rgb(image, np.zeros(3))
+  fig, ax = plt.subplots(figsize=(cols * cell_w / 60 + 0.8, rows * cell_h / 60 + 1.0))
+  ax.imshow(canvas, interpolation='nearest')
+  for r, a in enumerate(upright):
+    ax.text(-4, r * cell_h + lines * 14, str(a), ha='right', va='center', fontsize=11,
+            color=_GUIDE_INK)
+  for c, b in enumerate(rotated):
+    ax.text(c * cell_w + across * 14, -4, str(b), ha='center', va='bottom', fontsize=11,
+            color=_GUIDE_INK)
+  for pair, value in enumerate(spread):
+    r, c = divmod(pair, cols)
+    ax.text(c * cell_w + across * 14, r * cell_h + lines * 29 + 1, f'{value:.3f}',
+            ha='center', va='top', fontsize=6, color='0.3')
+  ax.set_axis_off()
+  ax.set_title(title, fontsize=9, pad=16)  # above the column labels
+  fig.tight_layout()
+  _save(fig, path)

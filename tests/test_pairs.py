@@ -52,7 +52,11 @@ def test_smoke_pairs_and_dreams_write_their_outputs(smoke_workdir, mnist_dir):
     assert p['reads_rotated'] or p['p_rotated'] <= 0.5
   assert scores['mean_min_confidence'] == pytest.approx(np.mean(minimum))
   assert scores['worst_pair'] == grid[int(np.argmin(minimum))].tolist()
-  for picture in ('grid.png', 'grid_rotated.png'):
+  # K = 2 different candidates per pair lie apart; the mean is over the pairs.
+  spread = [p['candidate_spread'] for p in scores['pairs']]
+  assert all(d > 0 for d in spread)
+  assert scores['mean_candidate_spread'] == pytest.approx(np.mean(spread))
+  for picture in ('grid.png', 'grid_rotated.png', 'candidates.png'):
     assert (out / picture).read_bytes().startswith(b'\x89PNG')
 
   result = run_cli('--experiment=dreams:smoke', f'--workdir={smoke_workdir}',
