@@ -52,17 +52,16 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
   rotated = check_digits('rotated_digits', config.rotated_digits)
   pairs = exchange.all_pairs(upright, rotated)
   generated = generators.generate(config, pairs, workspace)
-  summary = exchange.scores_summary(
-      pairs, generated.p_upright, generated.p_rotated, generated.reads, generated.timing,
-      generators.candidate_spread(generated.candidates, config.candidates))
+  spread = generators.candidate_spread(generated.candidates, config.candidates)
+  summary = exchange.scores_summary(pairs, generated.p_upright, generated.p_rotated,
+                                    generated.reads, generated.timing, spread)
   out_dir = workspace.output_dir(name)
   write_outputs(out_dir, name, generated.images, pairs, upright, rotated, summary,
                 workspace.mnist)
   exchange.write_pairs_file(out_dir / exchange.CANDIDATES_FILE, generated.candidates,
                             np.repeat(pairs, config.candidates, axis=0))
   plots.candidate_grid(
-      out_dir / 'candidates.png', generated.candidates, upright, rotated,
-      np.array([p['candidate_spread'] for p in summary['pairs']]),
+      out_dir / 'candidates.png', generated.candidates, upright, rotated, spread,
       f'{name}: every candidate, upright (rows: a; columns: b) — under each pair its '
       f'candidate spread (mean {summary["mean_candidate_spread"]:.3f})')
   if not io.is_writer():  # in a run over several processes, process 0 writes

@@ -317,9 +317,9 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   x̂ = x − t·v, scaled to unit RMS times `classifier_weight` (one for all images,
   or one each; the gradient is not propagated through the network). `combine` and
   `view_weighting` choose how the views make one step (module docstring; view
-  weighting reads the views with the classifier). With `resample_every` > 0, every that many steps the particles are
-  resampled within `groups` (`resampling_groups`) by the classifier's reading of
-  their weaker view and renoised (module docstring). With `corrector_steps` > 0 (and
+  weighting reads the views with the classifier). With `resample_every` > 0, every
+  that many steps the particles are resampled within `groups` (`resampling_groups`)
+  by the classifier's reading of their weaker view and renoised (module docstring). With `corrector_steps` > 0 (and
   the velocity combination), every step below t = 1 starts with that many Langevin
   steps at its noise level (module docstring) of signal-to-noise ratio
   `corrector_snr`. With a `weak_graphdef` (weights in `weak_params`), guidance is

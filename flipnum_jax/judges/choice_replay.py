@@ -198,8 +198,8 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
     for chooser, count in scores.items():
       print(f'{name}: {instruction} ({len(answers)} raters, {pathlib.Path(path).name}): '
             f'{chooser} keeps candidates read both ways on {count} pairs')
-    print(f'{name}: {instruction}: pairs with 0, 1, … {config.candidates_per_pair} of their '
-          f'candidates read both ways: {histogram.tolist()}')
+    print(f'{name}: {instruction}: pairs with 0, 1, … {config.candidates_per_pair} of '
+          f'their candidates read both ways: {histogram.tolist()}')
   out = workspace.output_dir(name)
   if io.is_writer():
     io.write_json(out / 'replay.json', results)
