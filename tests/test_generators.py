@@ -1,18 +1,24 @@
 """The generator protocol, the candidate choice and every registered generator."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from experiments import blog_pairs
 from experiments import pairs as pairs_experiment
+from experiments import pairs_retrieval
 from experiments import pairs_vae
 from flipnum_jax import generators
 from flipnum_jax import io
+from flipnum_jax import models
 from flipnum_jax import objectives
 from flipnum_jax import train
+from flipnum_jax.errors import ConfigError
 from flipnum_jax.generators import base
+from flipnum_jax.generators import handwriting
+from flipnum_jax.generators import retrieval
 
 
 def test_choose_keeps_each_pairs_most_readable_candidate():
@@ -36,7 +42,8 @@ def test_every_generator_declares_checks_and_draws_one_image_per_candidate(
   config = module.default_config()
   assert config.name == name
   module.check(config)  # its defaults are valid
-  experiment = {'ascent': blog_pairs, 'prior': pairs_vae, 'flow': pairs_experiment}[name]
+  experiment = {'ascent': blog_pairs, 'prior': pairs_vae, 'flow': pairs_experiment,
+                'retrieval': pairs_retrieval}[name]
   smoke = experiment.get_config('smoke')
   assert smoke.generator.name == name and set(smoke.generator.keys()) == set(config.keys())
   workspace = io.Workspace(tmp_path)
@@ -47,7 +54,7 @@ def test_every_generator_declares_checks_and_draws_one_image_per_candidate(
   key = jax.random.key(0)
   drawn = module.draw(smoke.generator, candidate_pairs, guide, workspace, key)
   assert drawn.images.shape == (4, 28, 28) and drawn.images.dtype == np.float32
-  assert drawn.steps == smoke.generator.steps
+  assert drawn.steps == smoke.generator.get('steps', 1)  # a search is one pass
   assert drawn.typicality is None or drawn.typicality.shape == (4, 2)
   # Each row is drawn for its own pair, and the same key draws the same images,
   # bit for bit.
@@ -72,3 +79,55 @@ def test_candidate_spread_is_the_mean_blurred_rms_distance_within_each_pair():
   # A stroke moved by a pixel is nearer than a stroke across, by more than in pixels.
   near, far = generators.candidate_spread(np.stack([stroke, moved, stroke, other]), 2)
   assert near < 0.5 * far
+
+
+def _small_classifier():
+  spec = models.classifier_spec()
+  spec.conv_features, spec.hidden = (4, 8), 16
+  return nnx.split(models.make_classifier(spec, jax.random.key(5)))
+
+
+def test_best_flips_keep_the_digits_whose_weaker_reading_is_highest():
+  graphdef, params = _small_classifier()
+  # 53 digits per class: 530 in all, so the search reads them in a full chunk of
+  # 500 and a padded one.
+  pools = jax.random.uniform(jax.random.key(1), (10, 53, 28, 28))
+  pairs = np.array([[3, 7], [6, 9], [6, 6]])
+  chosen, scores = retrieval.best_flips(graphdef, params, pools, jnp.asarray(pairs),
+                                        count=4)
+  # By hand: each digit of class a read alone, upright and turned, one at a time.
+  for row, (a, b) in enumerate(pairs):
+    digits = np.asarray(pools[a])
+    upright = jax.nn.log_softmax(models.apply(graphdef, params, digits))[:, a]
+    turned = jax.nn.log_softmax(models.apply(graphdef, params, digits[:, ::-1, ::-1]))[:, b]
+    weaker = np.minimum(upright, turned)
+    np.testing.assert_array_equal(chosen[row], np.argsort(-weaker)[:4])
+    np.testing.assert_allclose(scores[row], np.sort(weaker)[::-1][:4], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_retrieval_draws_ranked_training_digits_of_the_upright_class(tmp_path, tiny_mnist):
+  graphdef, params = _small_classifier()
+  guide = base.Guide(graphdef, params, objectives.FlipObjective())
+  workspace = io.Workspace(tmp_path)
+  workspace.__dict__['mnist'] = tiny_mnist
+  config = retrieval.default_config()
+  config.per_class = 30
+  candidate_pairs = np.array([[3, 7], [3, 7], [3, 7], [6, 9], [6, 9], [6, 9]])
+  drawn = retrieval.draw(config, candidate_pairs, guide, workspace, jax.random.key(0))
+  pools = handwriting.class_pools(tiny_mnist, 30)
+  chosen, _ = retrieval.best_flips(graphdef, params, jnp.asarray(pools),
+                                   jnp.array([[3, 7], [6, 9]]), count=3)
+  # The k-th candidate of a pair is its k-th best digit a, unchanged.
+  np.testing.assert_array_equal(drawn.images[:3], pools[3][np.asarray(chosen[0])])
+  np.testing.assert_array_equal(drawn.images[3:], pools[6][np.asarray(chosen[1])])
+  assert drawn.typicality is None
+  config.per_class = 10**5
+  with pytest.raises(ConfigError, match='smallest class'):
+    retrieval.draw(config, candidate_pairs, guide, workspace, jax.random.key(0))
+  config.per_class = 2
+  with pytest.raises(ConfigError, match='only generator.per_class'):
+    retrieval.draw(config, candidate_pairs, guide, workspace, jax.random.key(0))
+  config.per_class = 0
+  with pytest.raises(ConfigError, match='per_class must be ≥ 1'):
+    retrieval.check(config)

@@ -39,8 +39,9 @@ from flipnum_jax.generators import ascent
 from flipnum_jax.generators import base
 from flipnum_jax.generators import flow
 from flipnum_jax.generators import prior
+from flipnum_jax.generators import retrieval
 
-REGISTRY = {'ascent': ascent, 'flow': flow, 'prior': prior}
+REGISTRY = {'ascent': ascent, 'flow': flow, 'prior': prior, 'retrieval': retrieval}
 
 
 def check(config: ml_collections.ConfigDict):
