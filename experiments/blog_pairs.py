@@ -32,6 +32,11 @@ def generation(variant: str, generator: ml_collections.ConfigDict
   # With a readability model: it also replaces the generating classifier as the
   # guide (the push of ascent or classifier guidance, view weighting, resampling).
   config.readability_guides = False
+  # A readability model whose log-probabilities, × guide_reader_weight, join the
+  # generating classifier's in the guide (a product of experts, for the push of
+  # ascent or classifier guidance) while the choice stays the classifier's; '' = none.
+  config.guide_reader = ''
+  config.guide_reader_weight = 1.0
   # objectives.FlipObjective's settings; all zero is the blog's objective,
   # log p(a | x) + log p(b | rot180 x).
   config.objective = objectives.objective_config()

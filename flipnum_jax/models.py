@@ -70,6 +70,20 @@ class MLP(nnx.Module):
     return self.out(self.penultimate(images))
 
 
+class ProductOfExperts(nnx.Module):
+  """Two classifiers over the same classes as one: log p_first + weight · log
+  p_second, which a softmax turns into p ∝ p_first · p_second^weight. Guiding by
+  it pushes towards what both models read (the generating classifier's digits and
+  what blind readers name, for `pairs`' reader guide)."""
+
+  def __init__(self, first: nnx.Module, second: nnx.Module, weight: float):
+    self.first, self.second, self.weight = first, second, weight
+
+  def __call__(self, images: jax.Array) -> jax.Array:
+    return (jax.nn.log_softmax(self.first(images))
+            + self.weight * jax.nn.log_softmax(self.second(images)))
+
+
 def classifier_spec() -> ml_collections.ConfigDict:
   """A classifier's architecture, every knob declared: kind 'cnn' (`Classifier`)
   or 'mlp' (`MLP`, whose `hidden` is a tuple of layer widths and which uses no other

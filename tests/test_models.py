@@ -52,3 +52,19 @@ def test_same_seed_same_parameters():
     np.testing.assert_array_equal(a, b)
   assert any(not np.array_equal(a, c) for a, c in
              zip(jax.tree.leaves(same[0]), jax.tree.leaves(other)))
+
+
+def test_product_of_experts_multiplies_the_two_models_probabilities_under_jit():
+  spec = models.classifier_spec()
+  spec.conv_features, spec.hidden, spec.num_classes = (4, 8), 16, 11
+  first = models.make_classifier(spec, jax.random.key(1))
+  second = models.make_classifier(spec, jax.random.key(2))
+  images = jax.random.uniform(jax.random.key(3), (5, 28, 28))
+  p_first = np.asarray(jax.nn.softmax(first(images)), np.float64)
+  p_second = np.asarray(jax.nn.softmax(second(images)), np.float64)
+  product = models.ProductOfExperts(first, second, 2.0)
+  logits = jax.jit(models.apply, static_argnums=0)(*nnx.split(product), images)
+  # A softmax of its logits is p_first · p_second², renormalized over the classes.
+  expected = p_first * p_second ** 2
+  expected /= expected.sum(1, keepdims=True)
+  np.testing.assert_allclose(jax.nn.softmax(logits), expected, rtol=1e-4, atol=1e-6)

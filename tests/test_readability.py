@@ -138,11 +138,24 @@ def test_pairs_chooses_the_candidate_the_readability_model_reads_best(
   np.testing.assert_array_equal(chosen, candidates[best])
   assert json.loads((tmp_path / 'models/readability_smoke/metrics.json').read_text())[
       'held_out_views'] > 0
+  # The same model as a second expert in the guide: the same starting noise, another
+  # push, so other candidates.
+  guided = run_cli('--experiment=pairs:smoke', f'--workdir={tmp_path}',
+                   '--config.guide_reader=readability_smoke', env_data_dir=mnist_dir)
+  assert guided.returncode == 0, guided.stderr[-3000:]
+  pushed, _ = exchange.load_pairs_file(out / exchange.CANDIDATES_FILE)
+  assert pushed.shape == candidates.shape
+  assert np.abs(pushed - candidates).max() > 0.05
 
 
 @pytest.mark.parametrize('overrides, message', [
     ({'readability': 'judge_cnn'}, 'generator-side model, not a judge'),
     ({'readability_guides': True}, 'readability_guides needs a readability model'),
+    ({'guide_reader': 'judge_cnn'}, 'generator-side model, not a judge'),
+    ({'guide_reader': 'r', 'readability': 'r', 'readability_guides': True},
+     'choose one'),
+    ({'guide_reader_weight': 0.0}, 'guide_reader_weight must be finite and > 0'),
+    ({'guide_reader_weight': float('nan')}, 'guide_reader_weight must be finite'),
 ])
 def test_pairs_refuses_a_judge_or_guidance_without_a_readability_model(overrides, message):
   config = pairs_experiment.get_config('smoke')

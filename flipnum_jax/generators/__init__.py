@@ -13,8 +13,10 @@ A generator is a module registered by name in `REGISTRY` with
 them with the generating classifier, and keeps one per pair (`choose`), or, with
 `readability` naming a readability model (`flipnum_jax.readability`), the one whose
 weaker view that model most expects a blind reader to name (with
-`readability_guides`, that model also guides in place of the generating classifier):
-only generator-side models ever choose; generators never import the judges.
+`readability_guides`, that model also guides in place of the generating classifier);
+`guide_reader` instead multiplies the classifier's probabilities in the guide by a
+readability model's (`guide_model`), the choice staying the classifier's. Only
+generator-side models ever guide or choose; generators never import the judges.
 
 Adding a generator: a module here with those three functions, and a line in
 `REGISTRY` (the README walks through `ascent` as the example).
@@ -30,6 +32,7 @@ import scipy.ndimage
 from flax import nnx
 
 from flipnum_jax import io
+from flipnum_jax import models
 from flipnum_jax import objectives
 from flipnum_jax import readability
 from flipnum_jax import sharding
@@ -64,7 +67,26 @@ def check(config: ml_collections.ConfigDict):
                       f'({config.readability!r})')
   if config.readability_guides and not config.readability:
     raise ConfigError('readability_guides needs a readability model (readability=NAME)')
+  if config.guide_reader.startswith(train.JUDGE_PREFIX):
+    raise ConfigError(f'guide_reader names a generator-side model, not a judge '
+                      f'({config.guide_reader!r})')
+  if config.guide_reader and config.readability_guides:
+    raise ConfigError('guide_reader joins the classifier in the guide, '
+                      'readability_guides replaces it: choose one')
+  if not (np.isfinite(config.guide_reader_weight) and config.guide_reader_weight > 0):
+    raise ConfigError(f'guide_reader_weight must be finite and > 0, not '
+                      f'{config.guide_reader_weight}')
   return module
+
+
+def guide_model(classifier: nnx.Module, config: ml_collections.ConfigDict,
+                workspace: io.Workspace) -> tuple[nnx.GraphDef, nnx.State]:
+  """What pushes the images: the generating classifier, or with `guide_reader`
+  its product with that readability model (`models.ProductOfExperts`)."""
+  if not config.guide_reader:
+    return nnx.split(classifier)
+  reader = nnx.merge(*readability.load(config.guide_reader, workspace))
+  return nnx.split(models.ProductOfExperts(classifier, reader, config.guide_reader_weight))
 
 
 @jax.jit
@@ -137,7 +159,8 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
   candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
   classifier, _ = train.get_classifier(config.classifier, workspace)
   graphdef, params = nnx.split(classifier)
-  guide = base.Guide(*(reader if config.readability_guides else (graphdef, params)),
+  guide = base.Guide(*(reader if config.readability_guides
+                       else guide_model(classifier, config, workspace)),
                      objectives.flip_objective(config.objective))
   drawn = module.draw(config.generator, candidate_pairs, guide, workspace,
                       jax.random.key(config.seed))
