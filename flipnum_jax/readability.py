@@ -176,16 +176,21 @@ def train_readability(config: ml_collections.ConfigDict,
 
 
 def load(name: str, workspace: io.Workspace) -> tuple[nnx.GraphDef, nnx.State]:
-  """The trained readability model `name` of the workspace, or a ConfigError
-  saying how to train it."""
+  """The trained readability model `name` of the workspace, else the committed one
+  of that name in `pretrained/`, or a ConfigError saying how to train it."""
   folder = workspace.model_dir(name)
   saved = checkpoints.saved_config(folder)
   if saved is None:
-    raise ConfigError(f'no readability model {name!r} in {folder}: train it with '
-                      '`python run.py --experiment=readability` (see its docstring)')
+    folder = checkpoints.PRETRAINED_DIR / name
+    saved = checkpoints.saved_config(folder)
+  if saved is None:
+    raise ConfigError(f'no readability model {name!r} in {workspace.model_dir(name)}: '
+                      'train it with `python run.py --experiment=readability` (see its '
+                      'docstring)')
   spec = ml_collections.ConfigDict({key: tuple(value) if isinstance(value, list) else value
                                     for key, value in saved['model'].items()})
   model, _ = checkpoints.load(folder, lambda: models.make_classifier(spec, jax.random.key(0)))
+  logging.info('Loaded the readability model %s from %s.', name, folder)
   return nnx.split(model)
 
 

@@ -148,6 +148,17 @@ def test_pairs_chooses_the_candidate_the_readability_model_reads_best(
   assert np.abs(pushed - candidates).max() > 0.05
 
 
+def test_pairs_reader_guides_with_the_committed_readability_model(smoke_workdir, mnist_dir):
+  result = run_cli('--experiment=pairs_reader:smoke', f'--workdir={smoke_workdir}',
+                   env_data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  # No workdir model of that name: the one in pretrained/ is the second expert.
+  assert 'Loaded the readability model readability_forced3 from' in result.stderr
+  assert 'pretrained/readability_forced3' in result.stderr
+  images, pairs = exchange.load_pairs_file(smoke_workdir / 'pairs_reader/smoke/pairs.npz')
+  assert images.shape == (4, 28, 28) and pairs.tolist() == [[3, 7], [3, 9], [6, 7], [6, 9]]
+
+
 @pytest.mark.parametrize('overrides, message', [
     ({'readability': 'judge_cnn'}, 'generator-side model, not a judge'),
     ({'readability_guides': True}, 'readability_guides needs a readability model'),
