@@ -9,6 +9,7 @@ import pytest
 
 from experiments import pairs as pairs_experiment
 from experiments import readability as readability_experiment
+from flipnum_jax import checkpoints
 from flipnum_jax import exchange
 from flipnum_jax import generators
 from flipnum_jax import io
@@ -16,6 +17,7 @@ from flipnum_jax import readability
 from flipnum_jax import reading_test as reading_lib
 from flipnum_jax.errors import ConfigError, DataError
 from tests.test_reading_test import fill_template, small_config
+from tests.conftest import REPO
 from tests.test_run import run_cli
 
 
@@ -173,3 +175,23 @@ def test_pairs_refuses_a_judge_or_guidance_without_a_readability_model(overrides
   config.update(overrides)
   with pytest.raises(ConfigError, match=message):
     generators.check(config)
+
+
+def test_committed_readability_model_agrees_with_its_readings_as_recorded(tmp_path):
+  # pairs_reader's second expert comes from pretrained/: the restored weights must
+  # be the model whose held-out agreement with the readers was saved beside them.
+  folder = checkpoints.PRETRAINED_DIR / 'readability_forced3'
+  metrics = json.loads((folder / 'metrics.json').read_text())
+  config = readability_experiment.get_config('forced')
+  config.readings = ','.join(str(REPO / f) for f in metrics['readings']['files'])
+  examples = readability.reading_examples(readability.check(config), config.instruction)
+  held = readability.held_out_views(examples.views, config.held_out_fraction,
+                                    config.split_seed)
+  recomputed = readability.agreement(*readability.load('readability_forced3',
+                                                       io.Workspace(tmp_path)),
+                                     examples, held)
+  assert recomputed['held_out_views'] == metrics['held_out_views']
+  assert recomputed['held_out_majority_agreement'] == pytest.approx(
+      metrics['held_out_majority_agreement'], abs=2 / metrics['held_out_views'])
+  assert recomputed['held_out_majority_agreement'] > 2 * recomputed[
+      'held_out_constant_agreement']
