@@ -162,6 +162,16 @@ def test_classifier_guidance_raises_the_generators_score_image_by_image(
   mixed = guided_by(jnp.array([2.0, 0.0, 2.0, 0.0]))
   np.testing.assert_allclose(mixed[::2], guided[::2], atol=1e-5)
   np.testing.assert_allclose(mixed[1::2], plain[1::2], atol=1e-5)
+  # The push acts only at step times (1, ¾, ½, ¼) inside push_interval (lo, hi].
+  pushed_within = lambda interval: flow.sample_flips(
+      graphdef, params, noise, flip_pairs, jax.random.key(1), 1.0, classifier_params,
+      2.0, push_interval=jnp.array(interval), steps=4, classifier=classifier_graphdef,
+      objective=objective)
+  np.testing.assert_allclose(pushed_within((0.0, 1.0)), guided, atol=1e-6)
+  np.testing.assert_allclose(pushed_within((0.8, 0.95)), plain, atol=1e-6)
+  early = pushed_within((0.3, 1.0))  # pushed at 1, ¾ and ½, not at ¼
+  assert not np.allclose(early, guided, atol=1e-4)
+  assert not np.allclose(early, plain, atol=1e-4)
 
 
 def test_the_last_candidates_of_each_pair_go_unpushed():
@@ -335,7 +345,7 @@ def test_resampling_sampler_keeps_shapes_and_the_default_path(tiny_unet, tiny_cl
   noise = jax.random.normal(jax.random.key(7), (4, 28, 28))
   draw = lambda every: flow.sample_flips(
       graphdef, params, noise, jnp.asarray(candidate_pairs), jax.random.key(0), 3.0,
-      classifier_params, 0.0, jnp.array((0.0, 1.0)),
+      classifier_params, 0.0, jnp.array((0.0, 1.0)), jnp.array((0.0, 1.0)),
       jnp.asarray(flow.resampling_groups(candidate_pairs)), 1.0, steps=4,
       classifier=classifier_graphdef, resample_every=every)
   plain = flow.sample_flips(graphdef, params, noise, jnp.asarray(candidate_pairs),

@@ -100,6 +100,9 @@ def default_config() -> ml_collections.ConfigDict:
       'view_weighting': False,  # with 'clean': weight the worse-read view more
       # classifier-free guidance only for times t in (lo, hi]; 1 = pure noise
       'guidance_interval': (0.0, 1.0),
+      # the classifier's push only for times t in (lo, hi]: below lo the flow model
+      # alone finishes the strokes (and clears the speckle a push leaves)
+      'push_interval': (0.0, 1.0),
       'resample_every': 0,  # steps between resamplings of each pair's particles (0 = none)
       'resample_temperature': 1.0,
       # 1 = from pure noise; below 1, from real handwriting noised to this time
@@ -141,10 +144,11 @@ def check(config: ml_collections.ConfigDict) -> None:
                       f'not {config.corrector_steps} and {config.corrector_snr}')
   if config.corrector_steps and config.combine != 'velocity':
     raise ConfigError("generator.corrector_steps needs generator.combine='velocity'")
-  low, high = config.guidance_interval
-  if not 0.0 <= low < high <= 1.0:
-    raise ConfigError('generator.guidance_interval must be (lo, hi) with 0 ≤ lo < hi ≤ 1, '
-                      f'not {tuple(config.guidance_interval)}')
+  for name in ('guidance_interval', 'push_interval'):
+    low, high = config[name]
+    if not 0.0 <= low < high <= 1.0:
+      raise ConfigError(f'generator.{name} must be (lo, hi) with 0 ≤ lo < hi ≤ 1, '
+                        f'not {tuple(config[name])}')
 
 
 def velocity(graphdef: nnx.GraphDef, params: nnx.State, noisy: jax.Array,
@@ -302,6 +306,7 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                  classifier_params: nnx.State | None = None,
                  classifier_weight: jax.Array = 0.0,
                  guidance_interval: jax.Array = (0.0, 1.0),
+                 push_interval: jax.Array = (0.0, 1.0),
                  groups: jax.Array | None = None, resample_temperature: jax.Array = 1.0,
                  start_time: jax.Array = 1.0, corrector_snr: jax.Array = 0.2,
                  weak_params: nnx.State | None = None, *, steps: int,
@@ -324,12 +329,17 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   steps at its noise level (module docstring) of signal-to-noise ratio
   `corrector_snr`. With a `weak_graphdef` (weights in `weak_params`), guidance is
   autoguidance by that weak model (`guided_velocity`) instead of classifier-free.
-  `guidance`, `classifier_weight`, `guidance_interval` (lo, hi),
+  The push acts only at times in `push_interval` (lo, hi].
+  `guidance`, `classifier_weight`, `guidance_interval` (lo, hi), `push_interval`,
   `resample_temperature`, `start_time` and `corrector_snr` are traced: trying
   another value does not recompile."""
   guided = classifier is not None and objective is not None
   classifier_weight = jnp.broadcast_to(classifier_weight, noise.shape[:1])[:, None, None]
   low, high = guidance_interval[0], guidance_interval[1]
+
+  def push_at(time):
+    return jnp.where((time > push_interval[0]) & (time <= push_interval[1]),
+                     classifier_weight, 0.0)
 
   def clean_gradient(clean, key):
     """The flip objective's gradient at the clean estimate, and its RMS per image."""
@@ -357,7 +367,7 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
                       weak_graphdef, weak_params)
     if guided:
       gradient, gradient_rms = clean_gradient(signal - time * v, push_key)
-      v = v - classifier_weight * gradient / (gradient_rms + 1e-12)
+      v = v - push_at(time) * gradient / (gradient_rms + 1e-12)
     score = -(signal + (1.0 - time) * v) / time  # −ε̂/t
     return langevin_step(signal, score, jax.random.normal(noise_key, signal.shape),
                          corrector_snr)
@@ -400,7 +410,7 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
         weights = jnp.maximum(read, 1e-6) ** -(1.0 + index / 30.0)
         weights = weights / weights.sum(0, keepdims=True)
       v, clean = clean_combination(signal, time, next_time, velocities, weights)
-    push = classifier_weight
+    push = push_at(time)
     if resample_every:
       due = (index > 0) & (jnp.mod(index, resample_every) == 0)
       v = jnp.where(due, resampled_velocity(signal, clean, time, next_time, resample_key),
@@ -510,7 +520,8 @@ def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
   images, seconds = timing.compile_and_run(
       sample_flips, graphdef, params, start, pairs, step_key,
       np.float32(config.guidance), guide.params if uses_classifier else None,
-      push_weights, np.asarray(config.guidance_interval, np.float32), groups,
+      push_weights, np.asarray(config.guidance_interval, np.float32),
+      np.asarray(config.push_interval, np.float32), groups,
       np.float32(config.resample_temperature), np.float32(config.start_time),
       np.float32(config.corrector_snr), weak_params, steps=config.steps, **guided)
   logging.info('Drew %d flip candidates: compile %.1f s, %d steps in %.1f s.',
