@@ -34,6 +34,12 @@ go without the classifier's push (`python run.py --experiment=pairs
 them with `--config.readings=…` and another `--config.model.name=…`, e.g.
 `readability:forced --config.model.name=readability_forced3
 --config.readings=readings/pool1_forced.npz,readings/pool2_forced.npz,readings/pool3_forced.npz`.
+`readings/pool4.npz` and `pool4_forced.npz` (three blind readers per instruction)
+hold every candidate view of `pairs_reader` with seed 4 and K = 4 (`python run.py
+--experiment=pairs_reader --workdir=runs/pool4 --config.seed=4 --config.candidates=4`,
+then the commands above with pool4 and `candidates.npz` under `pairs_reader/`): the
+glyphs that guiding by `readability_forced3` draws, for a reader model trained on
+pools 1–4 (`--config.model.name=readability_forced4`).
 `readability:smoke` is for
 the tests (a tiny model, one epoch).
 """
