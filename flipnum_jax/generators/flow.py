@@ -29,6 +29,9 @@ all images and all steps in one `lax.scan`. The pieces compose:
   α ∝ p^−(1 + step/30);
 - a guidance interval: classifier-free guidance only at times in (lo, hi], plain
   conditional velocity elsewhere (Kynkäänniemi et al. 2024);
+- a push interval: the classifier's push only at times in (lo, hi], so that below
+  lo the flow model alone finishes the strokes and clears the speckle a
+  non-robust guide's gradient leaves;
 - resampling (sequential Monte Carlo, `resample_every` > 0): every few steps, among
   the candidates of the same pair, particles are drawn again in proportion to
   exp(log p(weaker view) / `resample_temperature`) under the generating classifier at
