@@ -300,6 +300,11 @@ def resample(key: jax.Array, log_weights: jax.Array, groups: jax.Array) -> jax.A
   return jnp.clip(parents, 0, count - 1)
 
 
+def within(interval: jax.Array, time: jax.Array) -> jax.Array:
+  """Whether `time` lies in the (lo, hi] `interval` (guidance and push intervals)."""
+  return (time > interval[0]) & (time <= interval[1])
+
+
 @functools.partial(jax.jit, static_argnames=('graphdef', 'steps', 'classifier',
                                              'objective', 'combine', 'view_weighting',
                                              'resample_every', 'corrector_steps',
@@ -338,11 +343,9 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
   another value does not recompile."""
   guided = classifier is not None and objective is not None
   classifier_weight = jnp.broadcast_to(classifier_weight, noise.shape[:1])[:, None, None]
-  low, high = guidance_interval[0], guidance_interval[1]
 
   def push_at(time):
-    return jnp.where((time > push_interval[0]) & (time <= push_interval[1]),
-                     classifier_weight, 0.0)
+    return jnp.where(within(push_interval, time), classifier_weight, 0.0)
 
   def clean_gradient(clean, key):
     """The flip objective's gradient at the clean estimate, and its RMS per image."""
@@ -361,7 +364,7 @@ def sample_flips(graphdef: nnx.GraphDef, params: nnx.State, noise: jax.Array,
     return (landing - signal) / (next_time - time)
 
   def guidance_at(time):
-    return jnp.where((time > low) & (time <= high), guidance, 1.0)
+    return jnp.where(within(guidance_interval, time), guidance, 1.0)
 
   def langevin(time, signal, key):
     """One Langevin step at `time` on the score of the pushed, averaged velocity."""
