@@ -32,9 +32,10 @@ def generation(variant: str, generator: ml_collections.ConfigDict
   # With a readability model: it also replaces the generating classifier as the
   # guide (the push of ascent or classifier guidance, view weighting, resampling).
   config.readability_guides = False
-  # A readability model whose log-probabilities, × guide_reader_weight, join the
-  # generating classifier's in the guide (a product of experts, for the push of
-  # ascent or classifier guidance) while the choice stays the classifier's; '' = none.
+  # Readability models (comma-separated) whose log-probabilities, each ×
+  # guide_reader_weight, join the generating classifier's in the guide (a product of
+  # experts, for the push of ascent or classifier guidance) while the choice stays
+  # the classifier's; '' = none.
   config.guide_reader = ''
   config.guide_reader_weight = 1.0
   # objectives.FlipObjective's settings; all zero is the blog's objective,

@@ -4,8 +4,10 @@
 import json
 import shutil
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from experiments import pairs as pairs_experiment
 from experiments import readability as readability_experiment
@@ -13,6 +15,7 @@ from flipnum_jax import checkpoints
 from flipnum_jax import exchange
 from flipnum_jax import generators
 from flipnum_jax import io
+from flipnum_jax import models
 from flipnum_jax import readability
 from flipnum_jax import reading_test as reading_lib
 from flipnum_jax.errors import ConfigError, DataError
@@ -164,7 +167,8 @@ def test_pairs_reader_guides_with_the_committed_readability_model(smoke_workdir,
 @pytest.mark.parametrize('overrides, message', [
     ({'readability': 'judge_cnn'}, 'generator-side model, not a judge'),
     ({'readability_guides': True}, 'readability_guides needs a readability model'),
-    ({'guide_reader': 'judge_cnn'}, 'generator-side model, not a judge'),
+    ({'guide_reader': 'judge_cnn'}, 'generator-side models, not a judge'),
+    ({'guide_reader': 'readability_forced3,judge_cnn'}, "not a judge \\('judge_cnn'\\)"),
     ({'guide_reader': 'r', 'readability': 'r', 'readability_guides': True},
      'choose one'),
     ({'guide_reader_weight': 0.0}, 'guide_reader_weight must be finite and > 0'),
@@ -175,6 +179,26 @@ def test_pairs_refuses_a_judge_or_guidance_without_a_readability_model(overrides
   config.update(overrides)
   with pytest.raises(ConfigError, match=message):
     generators.check(config)
+
+
+def test_guide_model_multiplies_every_named_reader_under_jit(monkeypatch, tmp_path):
+  spec = models.classifier_spec()
+  spec.conv_features, spec.hidden, spec.num_classes = (4, 8), 16, 11
+  classifier = models.make_classifier(spec, jax.random.key(1))
+  readers = {'first': models.make_classifier(spec, jax.random.key(2)),
+             'second': models.make_classifier(spec, jax.random.key(3))}
+  monkeypatch.setattr(readability, 'load', lambda name, workspace: nnx.split(readers[name]))
+  config = pairs_experiment.get_config('smoke')
+  config.guide_reader, config.guide_reader_weight = 'first,second', 0.5
+  guide = generators.guide_model(classifier, config, io.Workspace(tmp_path))
+  images = jax.random.uniform(jax.random.key(4), (5, 28, 28))
+  logits = jax.jit(models.apply, static_argnums=0)(*guide, images)
+  p = {name: np.asarray(jax.nn.softmax(model(images)), np.float64)
+       for name, model in [('classifier', classifier), *readers.items()]}
+  # p ∝ p_classifier · p_first^½ · p_second^½, renormalized over the 11 classes.
+  expected = p['classifier'] * np.sqrt(p['first'] * p['second'])
+  expected /= expected.sum(1, keepdims=True)
+  np.testing.assert_allclose(jax.nn.softmax(logits), expected, rtol=1e-4, atol=1e-6)
 
 
 def test_committed_readability_model_agrees_with_its_readings_as_recorded(tmp_path):

@@ -15,7 +15,8 @@ them with the generating classifier, and keeps one per pair (`choose`), or, with
 weaker view that model most expects a blind reader to name (with
 `readability_guides`, that model also guides in place of the generating classifier);
 `guide_reader` instead multiplies the classifier's probabilities in the guide by a
-readability model's (`guide_model`), the choice staying the classifier's. Only
+readability model's, or by several models' (`guide_model`), the choice staying the
+classifier's. Only
 generator-side models ever guide or choose; generators never import the judges.
 
 Adding a generator: a module here with those three functions, and a line in
@@ -67,9 +68,10 @@ def check(config: ml_collections.ConfigDict):
                       f'({config.readability!r})')
   if config.readability_guides and not config.readability:
     raise ConfigError('readability_guides needs a readability model (readability=NAME)')
-  if config.guide_reader.startswith(train.JUDGE_PREFIX):
-    raise ConfigError(f'guide_reader names a generator-side model, not a judge '
-                      f'({config.guide_reader!r})')
+  for reader in guide_readers(config):
+    if reader.startswith(train.JUDGE_PREFIX):
+      raise ConfigError(f'guide_reader names generator-side models, not a judge '
+                        f'({reader!r})')
   if config.guide_reader and config.readability_guides:
     raise ConfigError('guide_reader joins the classifier in the guide, '
                       'readability_guides replaces it: choose one')
@@ -79,14 +81,22 @@ def check(config: ml_collections.ConfigDict):
   return module
 
 
+def guide_readers(config: ml_collections.ConfigDict) -> list[str]:
+  """The readability models `guide_reader` names (comma-separated; none for '')."""
+  return [name for name in config.guide_reader.split(',') if name]
+
+
 def guide_model(classifier: nnx.Module, config: ml_collections.ConfigDict,
                 workspace: io.Workspace) -> tuple[nnx.GraphDef, nnx.State]:
   """What pushes the images: the generating classifier, or with `guide_reader`
-  its product with that readability model (`models.ProductOfExperts`)."""
-  if not config.guide_reader:
-    return nnx.split(classifier)
-  reader = nnx.merge(*readability.load(config.guide_reader, workspace))
-  return nnx.split(models.ProductOfExperts(classifier, reader, config.guide_reader_weight))
+  its product with those readability models, p_classifier · Π p_reader^w
+  (`models.ProductOfExperts`, one reader at a time): a view must fool every reader
+  at once to gain from a glyph that one of them misreads."""
+  guide = classifier
+  for name in guide_readers(config):
+    reader = nnx.merge(*readability.load(name, workspace))
+    guide = models.ProductOfExperts(guide, reader, config.guide_reader_weight)
+  return nnx.split(guide)
 
 
 @jax.jit
