@@ -5,8 +5,9 @@
 
 Shows every view of `<workdir>/pairs/pairs.npz` (or `--config.inputs=A/pairs.npz,…`),
 upright and turned as separate trials, plus the natural-flip control (real 0, 1, 8,
-6, 9), 30 real digits and 15 catch trials (noise, two digits drawn over each other),
-one at a time in each rater's own order. `--config.instruction=forced` (default: the
+6, 9), 30 typical real digits (`reading_test.typical_test_digits`) and 15 catch
+trials (noise, two digits drawn over each other), one at a time in each rater's own
+order. `--config.instruction=forced` (default: the
 digit it most looks like) or `confident` (only digits read without hesitation).
 Answers land in `<workdir>/reading_test/readings/`; score them with
 `python run.py --experiment=evaluate --config.readings=runs/reading_test`.

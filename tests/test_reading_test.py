@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from experiments import reading_test as reading_experiment
+from flipnum_jax import data
 from flipnum_jax import gallery
 from flipnum_jax import io
 from flipnum_jax import reading_test as reading_lib
@@ -57,6 +58,26 @@ def test_trials_are_both_views_of_every_input_plus_controls(small_test):
   assert loaded.hash == test.hash
   assert test.inputs[0]['name'] == 'mine' and test.inputs[0]['pairs'] == [[3, 7], [6, 9], [0, 0]]
   np.testing.assert_array_equal(loaded.images, test.images)
+
+
+def test_real_controls_are_the_typical_half_of_each_class(small_test, mnist_dir):
+  _, test, _ = small_test
+  mnist = data.load_idx_folder(mnist_dir)
+  half = len(mnist.test_labels) // 2
+  shown = test.images[test.source == reading_lib.REAL_CONTROL]
+  test_images = data.to_float(mnist.test_images)
+  for digit in range(10):
+    typical = reading_lib.typical_test_digits(mnist, digit)
+    in_class = np.flatnonzero(mnist.test_labels[half:] == digit)
+    # The nearer half of the class's digits of the test set's second half.
+    assert np.all(mnist.test_labels[typical] == digit) and np.all(typical >= half)
+    assert abs(len(typical) - len(in_class) / 2) <= 1
+    mean = data.to_float(mnist.train_images[mnist.train_labels == digit]).mean(0)
+    distance = lambda images: ((images - mean) ** 2).sum((-2, -1))
+    assert distance(test_images[typical]).max() < distance(test_images[half + in_class]).max()
+    # Every control of this digit is one of them.
+    for image in shown[test.digit[test.source == reading_lib.REAL_CONTROL] == digit]:
+      assert np.abs(test_images[typical] - image).sum((1, 2)).min() == 0
 
 
 def test_each_rater_has_an_order_of_their_own_that_does_not_change(small_test):
