@@ -20,7 +20,10 @@ and 56 (forced), 15 and 13 (confident); every veto 49–56 and 13–15; the read
 pick 64 and 66 (forced); pool 1's pairs by candidates read (0…4), 36 / 15 / 4 / 6
 / 39 (forced). Pool 3 (its unpushed candidates are more typical and less read):
 the readers' own pick 71 and 14, the first candidate 55 and 10, `pairs`' choice 49
-and 7, typicality alone 27 (forced).
+and 7, typicality alone 27 (forced). Pool 4 (`pairs_reader` with seed 4 and K = 4,
+`--config.candidates_file=runs/pool4/pairs_reader/candidates.npz --config.seed=4`
+with `readings/pool4*.npz`): the readers' own pick 84 and 11, the first candidate 73
+and 11, `pairs`' choice 72 and 10, the vetoes 70–75 (forced).
 """
 
 import ml_collections
