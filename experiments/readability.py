@@ -39,7 +39,10 @@ hold every candidate view of `pairs_reader` with seed 4 and K = 4 (`python run.p
 --experiment=pairs_reader --workdir=runs/pool4 --config.seed=4 --config.candidates=4`,
 then the commands above with pool4 and `candidates.npz` under `pairs_reader/`): the
 glyphs that guiding by `readability_forced3` draws, for a reader model trained on
-pools 1–4 (`--config.model.name=readability_forced4`).
+pools 1–4 (`--config.model.name=readability_forced4`). `readings/pool5_forced.npz` …
+`pool8_forced.npz` (three blind readers each, forced only) are the same for seeds
+15–18 (`--workdir=runs/pool5 --config.seed=15`, … `pool8`, seed 18; the reading
+tests with `--config.instruction=forced --config.seed=105` … `108`).
 `readability:smoke` is for
 the tests (a tiny model, one epoch).
 """
