@@ -13,7 +13,7 @@ Answers land in `<workdir>/reading_test/readings/`; score them with
 `python run.py --experiment=evaluate --config.readings=runs/reading_test`.
 Expected (README, three blind readers per instruction): their majority reads `pairs`
 both ways on ≈ 51–67 of 100 pairs under `forced` and ≈ 9–20 under `confident`
-(twenty tests); the real natural flips on ≈ 95–100% and ≈ 70–83%. `reading_test:smoke`: 20 real digits, 4 catch trials.
+(twenty-one tests); the real natural flips on ≈ 95–100% and ≈ 70–83%. `reading_test:smoke`: 20 real digits, 4 catch trials.
 """
 
 import ml_collections
