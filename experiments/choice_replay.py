@@ -23,7 +23,20 @@ the readers' own pick 71 and 14, the first candidate 55 and 10, `pairs`' choice 
 and 7, typicality alone 27 (forced). Pool 4 (`pairs_reader` with seed 4 and K = 4,
 `--config.candidates_file=runs/pool4/pairs_reader/candidates.npz --config.seed=4`
 with `readings/pool4*.npz`): the readers' own pick 84 and 11, the first candidate 73
-and 11, `pairs`' choice 72 and 10, the vetoes 70–75 (forced).
+and 11, `pairs`' choice 72 and 10, the vetoes 70–75 (forced). Pools 5–8 (seeds
+15–18, forced readings only) likewise. `--config.readability=NAME` replays a
+readability model as a chooser too; leave the pool out of its training to replay it
+on a seed it has not seen, e.g. for pool 8:
+
+    python run.py --experiment=readability:forced --workdir=runs/pool8 \
+        --config.model.name=readability_forced_without8 \
+        --config.readings=readings/pool1_forced.npz,…,readings/pool7_forced.npz
+    python run.py --experiment=choice_replay --workdir=runs/pool8 \
+        --config.candidates_file=runs/pool8/pairs_reader/candidates.npz --config.seed=18 \
+        --config.readings=readings/pool8_forced.npz --config.readability=readability_forced_without8
+
+(68 of 100 pairs, against 64 for `pairs_reader`'s own choice and 61 for the first
+candidate).
 """
 
 import ml_collections
@@ -41,6 +54,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.candidates_per_pair = 4  # K of that run
   config.seed = 1  # that run's seed (its choice's typicality key)
   config.readings = ''  # comma-separated readings files of those candidates' views
+  # A readability model to replay as a chooser too ('' = none); train it without
+  # these readings (leave this pool out) to replay it on a seed it has not seen.
+  config.readability = ''
   # Generator-side ensemble members (besides the generating classifier and the
   # nearest class mean), each a classifier config with its own seed.
   mlp = train.classifier_config()

@@ -1,8 +1,14 @@
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 
+from experiments import choice_replay as replay_experiment
+from flipnum_jax import io
+from flipnum_jax import models
+from flipnum_jax import readability
 from flipnum_jax import reading_test
-from flipnum_jax.errors import DataError
+from flipnum_jax.errors import ConfigError, DataError
 from flipnum_jax.judges import choice_replay
 
 CANT = reading_test.CANT_TELL
@@ -68,3 +74,27 @@ def test_a_view_of_another_run_is_refused():
   candidates = np.zeros((2, 28, 28), np.float32)
   with pytest.raises(DataError, match='view 0 of the readings shows none'):
     choice_replay.match_views(np.ones((1, 28, 28), np.float32), candidates)
+
+
+def test_a_readability_model_keeps_the_candidate_whose_weaker_view_it_reads_best():
+  spec = models.classifier_spec()
+  spec.conv_features, spec.hidden, spec.num_classes = (4, 8), 16, 11
+  reader = nnx.split(models.make_classifier(spec, jax.random.key(5)))
+  images = np.asarray(jax.random.uniform(jax.random.key(6), (6, 28, 28)))
+  candidate_pairs = np.array([[3, 7]] * 3 + [[6, 9]] * 3)
+  kept = choice_replay.reader_choice(*reader, images, candidate_pairs, 3)
+  # By hand: each view's softmax, the target's probability in the weaker view.
+  upright = readability.view_answer_probs(*reader, images)
+  turned = readability.view_answer_probs(*reader, images[:, ::-1, ::-1])
+  index = np.arange(6)
+  weaker = np.minimum(upright[index, candidate_pairs[:, 0]],
+                      turned[index, candidate_pairs[:, 1]]).reshape(2, 3)
+  np.testing.assert_array_equal(kept, weaker.argmax(1))
+  assert len(set(weaker.argmax(1).tolist() + weaker.argmin(1).tolist())) > 1
+
+
+def test_replay_refuses_a_judge_as_chooser(tmp_path):
+  config = replay_experiment.get_config()
+  config.candidates_file, config.readings, config.readability = 'c.npz', 'r.npz', 'judge_cnn'
+  with pytest.raises(ConfigError, match='not a judge'):
+    choice_replay.run_experiment(config, io.Workspace(tmp_path), 'choice_replay')

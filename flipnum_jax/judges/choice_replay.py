@@ -13,6 +13,10 @@ majority of the file's raters) read that candidate both ways. The choosers repla
 - `veto:<members>` (lever 5 of the readers' issue): `generator`'s ranking, with the
   candidates that every member of a generator-side ensemble reads both ways (top
   class) ranked first — members of other families than the generating classifier;
+- `reader:<name>` (with `readability` naming a readability model): the candidate
+  whose weaker view that model most expects a reader to name, as `pairs
+  --config.readability=<name>` chooses. Trained on the readings of other pools only
+  (leave one pool out), it replays that chooser on a seed it has not seen;
 - `readers`: the best the readers themselves would pick, a ceiling no chooser can
   pass.
 The readings only score choosers here; they never choose a reported image.
@@ -33,6 +37,7 @@ from flipnum_jax import data
 from flipnum_jax import exchange
 from flipnum_jax import generators
 from flipnum_jax import io
+from flipnum_jax import readability
 from flipnum_jax import reading_test as reading_lib
 from flipnum_jax import train
 from flipnum_jax import views
@@ -122,6 +127,16 @@ def class_mean_reads(mnist: data.Mnist, images: np.ndarray,
                    nearest(np.asarray(views.rot180(images))) == pairs[:, 1]])
 
 
+def reader_choice(graphdef: nnx.GraphDef, params: nnx.State, images: np.ndarray,
+                  candidate_pairs: np.ndarray, candidates: int) -> np.ndarray:
+  """(P,) each pair's kept candidate (index within the pair) when a readability model
+  chooses: the one whose weaker view it gives the highest target probability, the
+  choice `generators.generate` makes with `readability` set."""
+  p_upright, p_rotated, _ = generators.pair_probabilities(
+      graphdef, params, jnp.asarray(images), candidate_pairs)
+  return generators.choose(np.minimum(p_upright, p_rotated), None, candidates) % candidates
+
+
 def choosers(config: ml_collections.ConfigDict, pairs_config: ml_collections.ConfigDict,
              images: np.ndarray, candidate_pairs: np.ndarray,
              workspace: io.Workspace) -> dict[str, np.ndarray]:
@@ -149,6 +164,10 @@ def choosers(config: ml_collections.ConfigDict, pairs_config: ml_collections.Con
     model, _ = train.get_classifier(member, workspace)
     member_reads[name] = generators.pair_probabilities(
         *nnx.split(model), jnp.asarray(images), candidate_pairs)[2]
+  if config.readability:
+    result[f'reader:{config.readability}'] = reader_choice(
+        *readability.load(config.readability, workspace), images, candidate_pairs,
+        candidates)
   for ensemble in config.ensembles:
     names = ensemble.split('+')
     unknown = set(names) - set(member_reads)
@@ -167,6 +186,9 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
   if not config.candidates_file or not config.readings:
     raise ConfigError('choice_replay needs candidates_file= (a pairs run\'s '
                       'candidates.npz) and readings= (its readings files)')
+  if config.readability.startswith(train.JUDGE_PREFIX):
+    raise ConfigError(f'readability names a generator-side model, not a judge '
+                      f'({config.readability!r})')
   pairs_config = pairs_experiment.get_config()
   pairs_config.seed = config.seed
   images, candidate_pairs = exchange.load_pairs_file(config.candidates_file)
