@@ -42,7 +42,8 @@ glyphs that guiding by `readability_forced3` draws, for a reader model trained o
 pools 1–4 (`--config.model.name=readability_forced4`). `readings/pool5_forced.npz` …
 `pool8_forced.npz` (three blind readers each, forced only) are the same for seeds
 15–18 (`--workdir=runs/pool5 --config.seed=15`, … `pool8`, seed 18; the reading
-tests with `--config.instruction=forced --config.seed=105` … `108`).
+tests with `--config.instruction=forced --config.seed=105` … `108`); `pool9_forced.npz`
+… `pool12_forced.npz` likewise for seeds 31–34 (reading-test seeds 109–112).
 `readability:smoke` is for
 the tests (a tiny model, one epoch).
 """
