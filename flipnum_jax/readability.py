@@ -137,6 +137,14 @@ def agreement(graphdef: nnx.GraphDef, params: nnx.State, examples: Examples,
           'held_out_read_as_digit': float(np.mean(majority != reading_test.CANT_TELL))}
 
 
+def refuse_judge(setting: str, name: str) -> None:
+  """A ConfigError if the readability model `name`, given to guide or choose by the
+  config setting `setting`, is a judge's: only generator-side models guide or
+  choose."""
+  if name.startswith(train.JUDGE_PREFIX):
+    raise ConfigError(f'{setting} names a generator-side model, not a judge ({name!r})')
+
+
 def check(config: ml_collections.ConfigDict) -> list[pathlib.Path]:
   """The readings files of a readability config, or a ConfigError."""
   files = [pathlib.Path(p) for p in str(config.readings).split(',') if p]

@@ -167,7 +167,7 @@ def test_pairs_reader_guides_with_the_committed_readability_model(smoke_workdir,
 @pytest.mark.parametrize('overrides, message', [
     ({'readability': 'judge_cnn'}, 'generator-side model, not a judge'),
     ({'readability_guides': True}, 'readability_guides needs a readability model'),
-    ({'guide_reader': 'judge_cnn'}, 'generator-side models, not a judge'),
+    ({'guide_reader': 'judge_cnn'}, 'guide_reader names a generator-side model, not a judge'),
     ({'guide_reader': 'readability_forced3,judge_cnn'}, "not a judge \\('judge_cnn'\\)"),
     ({'guide_reader': 'r', 'readability': 'r', 'readability_guides': True},
      'choose one'),

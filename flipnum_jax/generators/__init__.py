@@ -63,15 +63,11 @@ def check(config: ml_collections.ConfigDict):
   objectives.flip_objective(config.objective)
   if config.candidates < 1:
     raise ConfigError(f'candidates must be ≥ 1, not {config.candidates}')
-  if config.readability.startswith(train.JUDGE_PREFIX):
-    raise ConfigError(f'readability names a generator-side model, not a judge '
-                      f'({config.readability!r})')
+  readability.refuse_judge('readability', config.readability)
   if config.readability_guides and not config.readability:
     raise ConfigError('readability_guides needs a readability model (readability=NAME)')
   for reader in guide_readers(config):
-    if reader.startswith(train.JUDGE_PREFIX):
-      raise ConfigError(f'guide_reader names generator-side models, not a judge '
-                        f'({reader!r})')
+    readability.refuse_judge('guide_reader', reader)
   if config.guide_reader and config.readability_guides:
     raise ConfigError('guide_reader joins the classifier in the guide, '
                       'readability_guides replaces it: choose one')

@@ -186,9 +186,7 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
   if not config.candidates_file or not config.readings:
     raise ConfigError('choice_replay needs candidates_file= (a pairs run\'s '
                       'candidates.npz) and readings= (its readings files)')
-  if config.readability.startswith(train.JUDGE_PREFIX):
-    raise ConfigError(f'readability names a generator-side model, not a judge '
-                      f'({config.readability!r})')
+  readability.refuse_judge('readability', config.readability)
   pairs_config = pairs_experiment.get_config()
   pairs_config.seed = config.seed
   images, candidate_pairs = exchange.load_pairs_file(config.candidates_file)
