@@ -53,6 +53,30 @@ def test_views_are_matched_to_their_candidate_and_turn_and_scored_per_chooser():
                                 [0, 1, 1, 0])
 
 
+def test_held_out_rater_scores_each_pick_by_the_other_raters_only():
+  # 2 pairs × K = 2, views in candidate order; which candidates each rater reads
+  # both ways (a candidate not read has its upright view answered "can't tell").
+  candidate_pairs = np.array([[3, 7], [3, 7], [6, 9], [6, 9]])
+  candidate, view = np.repeat(np.arange(4), 2), np.tile([0, 1], 4)
+  read_by = np.array([[0, 1, 1, 1],   # rater A
+                      [0, 1, 0, 1],   # rater B
+                      [1, 1, 0, 0]])  # rater C
+  targets = candidate_pairs[candidate, view]
+  answers = np.where((read_by[:, candidate] == 1) | (view == 1), targets, CANT)
+  scores = choice_replay.held_out_rater_replay(
+      {'first': np.array([0, 0]), 'second': np.array([1, 1])}, answers, candidate,
+      view, candidate_pairs, 2)
+  # Held out A: B and C both read candidate 1 only; A keeps candidates 1 and 2 → 1.
+  # Held out B: A and C read candidate 1 only; B keeps 1 and 3 → 1.
+  # Held out C: A and B read candidates 1 and 3; C keeps 0 and (none read) 2 → 0.
+  assert scores['one_reader'] == pytest.approx(2 / 3)
+  assert scores['first'] == pytest.approx(0.0)
+  assert scores['second'] == pytest.approx((1 + 1 + 2) / 3)
+  with pytest.raises(DataError, match='two raters'):
+    choice_replay.held_out_rater_replay({}, answers[:1], candidate, view,
+                                        candidate_pairs, 2)
+
+
 def test_views_drawn_on_another_machine_match_and_are_scored_as_shown():
   # The same seed on another machine: most views equal to rounding, one candidate
   # a little off (the sampler amplifies rounding). Each view still finds its own

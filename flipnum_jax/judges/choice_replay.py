@@ -18,7 +18,11 @@ majority of the file's raters) read that candidate both ways. The choosers repla
   --config.readability=<name>` chooses. Trained on the readings of other pools only
   (leave one pool out), it replays that chooser on a seed it has not seen;
 - `readers`: the best the readers themselves would pick, a ceiling no chooser can
-  pass.
+  pass — but an optimistic one, since the same readers pick and score.
+Every chooser is also scored with one rater held out at a time (`held_out_rater_replay`):
+that rater's own pick (`one_reader`) against the others' majority, beside each
+chooser scored by the same others — how far a chooser is from one blind reader's
+judgement when no reader scores their own pick.
 The readings only score choosers here; they never choose a reported image.
 """
 
@@ -107,6 +111,30 @@ def replay(choices: dict[str, np.ndarray], read: np.ndarray,
   per_pair = read.reshape(-1, candidates)
   return {name: int(per_pair[np.arange(len(per_pair)), choice].sum())
           for name, choice in choices.items()}
+
+
+def held_out_rater_replay(choices: dict[str, np.ndarray], answers: np.ndarray,
+                          candidate: np.ndarray, view: np.ndarray,
+                          candidate_pairs: np.ndarray, candidates: int) -> dict[str, float]:
+  """Pairs read both ways per chooser when the readers who score are not the reader
+  who picks: for each rater in turn, `one_reader` keeps the first candidate that
+  rater read both ways (else the first), and every chooser in `choices` is scored by
+  the strict majority of the *other* raters; the mean over raters. The readers' own
+  pick (`readers` in `replay`) is scored by the readers it was picked by, so it
+  counts their chance agreements too; here a pick and its score share no reader,
+  so `one_reader` is what a chooser as good as one blind reader would keep."""
+  if len(answers) < 2:
+    raise DataError(f'held-out scoring needs two raters or more, not {len(answers)}')
+  totals: dict[str, float] = {}
+  for rater in range(len(answers)):
+    others = np.delete(answers, rater, axis=0)
+    picked = read_both_ways(answers[rater], candidate, view,
+                            candidate_pairs).reshape(-1, candidates).argmax(1)
+    scored = read_both_ways(majority_answers(others), candidate, view, candidate_pairs)
+    for name, count in replay({**choices, 'one_reader': picked}, scored,
+                              candidates).items():
+      totals[name] = totals.get(name, 0.0) + count / len(answers)
+  return totals
 
 
 def pairs_by_candidates_read(read: np.ndarray, candidates: int) -> np.ndarray:
@@ -211,13 +239,19 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
     scores = replay({**choices, 'readers': per_pair.argmax(1)}, read,
                     config.candidates_per_pair)
     histogram = pairs_by_candidates_read(read, config.candidates_per_pair)
+    held_out = held_out_rater_replay(choices, answers, candidate, view, candidate_pairs,
+                                     config.candidates_per_pair)
     results['instructions'][instruction] = {'readings': path, 'raters': len(answers),
                                             'pairs_read': scores,
+                                            'pairs_read_by_other_raters': held_out,
                                             'pairs_by_candidates_read': histogram.tolist(),
                                             'candidates_read': per_pair.sum(1).tolist()}
     for chooser, count in scores.items():
       print(f'{name}: {instruction} ({len(answers)} raters, {pathlib.Path(path).name}): '
             f'{chooser} keeps candidates read both ways on {count} pairs')
+    for chooser, count in held_out.items():
+      print(f'{name}: {instruction}, scored by the raters who did not pick: {chooser} '
+            f'keeps candidates read both ways on {count:.1f} pairs')
     print(f'{name}: {instruction}: pairs with 0, 1, … {config.candidates_per_pair} of '
           f'their candidates read both ways: {histogram.tolist()}')
   out = workspace.output_dir(name)
