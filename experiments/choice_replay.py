@@ -36,7 +36,11 @@ on a seed it has not seen, e.g. for pool 8:
         --config.readings=readings/pool8_forced.npz --config.readability=readability_forced_without8
 
 (68 of 100 pairs, against 64 for `pairs_reader`'s own choice and 61 for the first
-candidate).
+candidate). Every chooser is scored a second way too, by the raters who did not
+pick, one rater held out at a time: over pools 4–12 (`pairs_reader`, K = 4; 900
+pairs) the first candidate keeps 516 read pairs, `pairs_reader`'s own choice 517 and
+one blind reader's own pick 561 — against 755 for the readers' pick scored by the
+same readers (a ceiling inflated by their chance agreements).
 """
 
 import ml_collections
