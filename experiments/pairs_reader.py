@@ -17,7 +17,8 @@ for `pairs` in the same tests (paired p ≤ 0.03 in four of seven), and 9–13
 rejects half); ≈ 2.5 minutes warm on 2 CPU cores. `--config.guide_reader=A,B`
 guides by several readers at once (tests 21–22: no better);
 `--config.generator.resample_every=5` resamples the particles by the product
-every five steps (test 25: panel 65%, readers 59 forced, no better).
+every five steps (tests 25–26: panel 63–68% and nearer real digits, readers no
+better).
 """
 
 import ml_collections
