@@ -10,7 +10,7 @@ experts (`generators.guide_model`), where the reader is `readability_forced3`:
 the kit's CNN trained on 9,600 forced blind readings of 3,200 candidate views that
 are never reported (`readings/pool{1,2,3}_forced.npz`), committed in `pretrained/`.
 The choice among candidates stays the generating classifier's and the flow model's.
-Expected (README, tests 15–29, three fresh blind readers per instruction each):
+Expected (README, tests 15–30, three fresh blind readers per instruction each):
 the readers' majority reads 59–76 of 100 pairs both ways (forced) against 54–67
 for `pairs` in the same tests (paired p ≤ 0.03 in four of seven), and 8–13
 (confident) against 11–17; the models' panel 39–50% (the open-set veto judge
@@ -19,7 +19,7 @@ guides by several readers at once (tests 21–22: no better);
 `--config.generator.resample_every=5` resamples the particles by the product
 every five steps (tests 25–26: panel 63–68% and nearer real digits, readers no
 better); with `--config.generator.classifier_weight=1` as well, the panel reads
-77% (test 29).
+74–77% (tests 29–30; readers 65 forced, no better).
 """
 
 import ml_collections
