@@ -4,6 +4,7 @@ import pytest
 from flax import nnx
 
 from experiments import choice_replay as replay_experiment
+from flipnum_jax import generators
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import readability
@@ -106,7 +107,7 @@ def test_a_readability_model_keeps_the_candidate_whose_weaker_view_it_reads_best
   reader = nnx.split(models.make_classifier(spec, jax.random.key(5)))
   images = np.asarray(jax.random.uniform(jax.random.key(6), (6, 28, 28)))
   candidate_pairs = np.array([[3, 7]] * 3 + [[6, 9]] * 3)
-  kept = choice_replay.reader_choice(*reader, images, candidate_pairs, 3)
+  kept = generators.choose_by_reader(*reader, images, candidate_pairs, 3) % 3
   # By hand: each view's softmax, the target's probability in the weaker view.
   upright = readability.view_answer_probs(*reader, images)
   turned = readability.view_answer_probs(*reader, images[:, ::-1, ::-1])

@@ -155,6 +155,17 @@ class Generated(NamedTuple):
   candidates: np.ndarray
 
 
+def choose_by_reader(graphdef: nnx.GraphDef, params: nnx.State, images: np.ndarray,
+                     candidate_pairs: np.ndarray, candidates: int) -> np.ndarray:
+  """The index of each pair's kept candidate when a readability model chooses: it
+  reads each candidate's views as the classifier does, and the candidate whose
+  weaker view it gives the highest target probability is kept (`choose` without
+  typicality). `choice_replay` replays exactly this choice."""
+  read_upright, read_rotated, _ = pair_probabilities(
+      graphdef, params, jnp.asarray(images), candidate_pairs)
+  return choose(np.minimum(read_upright, read_rotated), None, candidates)
+
+
 def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
              workspace: io.Workspace) -> Generated:
   """K = config.candidates candidates per pair by the generator `config.generator`
@@ -173,10 +184,7 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
   p_upright, p_rotated, reads = pair_probabilities(
       graphdef, params, jnp.asarray(drawn.images), candidate_pairs)
   if reader:
-    # The readability model reads each candidate's views as the classifier does.
-    read_upright, read_rotated, _ = pair_probabilities(
-        *reader, jnp.asarray(drawn.images), candidate_pairs)
-    best = choose(np.minimum(read_upright, read_rotated), None, config.candidates)
+    best = choose_by_reader(*reader, drawn.images, candidate_pairs, config.candidates)
   else:
     best = choose(np.minimum(p_upright, p_rotated), drawn.typicality, config.candidates)
   timing_summary = {'compile_seconds': drawn.seconds.compile,

@@ -155,16 +155,6 @@ def class_mean_reads(mnist: data.Mnist, images: np.ndarray,
                    nearest(np.asarray(views.rot180(images))) == pairs[:, 1]])
 
 
-def reader_choice(graphdef: nnx.GraphDef, params: nnx.State, images: np.ndarray,
-                  candidate_pairs: np.ndarray, candidates: int) -> np.ndarray:
-  """(P,) each pair's kept candidate (index within the pair) when a readability model
-  chooses: the one whose weaker view it gives the highest target probability, the
-  choice `generators.generate` makes with `readability` set."""
-  p_upright, p_rotated, _ = generators.pair_probabilities(
-      graphdef, params, jnp.asarray(images), candidate_pairs)
-  return generators.choose(np.minimum(p_upright, p_rotated), None, candidates) % candidates
-
-
 def choosers(config: ml_collections.ConfigDict, pairs_config: ml_collections.ConfigDict,
              images: np.ndarray, candidate_pairs: np.ndarray,
              workspace: io.Workspace) -> dict[str, np.ndarray]:
@@ -193,9 +183,9 @@ def choosers(config: ml_collections.ConfigDict, pairs_config: ml_collections.Con
     member_reads[name] = generators.pair_probabilities(
         *nnx.split(model), jnp.asarray(images), candidate_pairs)[2]
   if config.readability:
-    result[f'reader:{config.readability}'] = reader_choice(
+    result[f'reader:{config.readability}'] = generators.choose_by_reader(
         *readability.load(config.readability, workspace), images, candidate_pairs,
-        candidates)
+        candidates) % candidates
   for ensemble in config.ensembles:
     names = ensemble.split('+')
     unknown = set(names) - set(member_reads)
