@@ -9,6 +9,7 @@ from flax import nnx
 from experiments import blog_pairs
 from experiments import pairs as pairs_experiment
 from experiments import pairs_retrieval
+from experiments import pairs_strokes
 from experiments import pairs_vae
 from flipnum_jax import generators
 from flipnum_jax import io
@@ -43,7 +44,7 @@ def test_every_generator_declares_checks_and_draws_one_image_per_candidate(
   assert config.name == name
   module.check(config)  # its defaults are valid
   experiment = {'ascent': blog_pairs, 'prior': pairs_vae, 'flow': pairs_experiment,
-                'retrieval': pairs_retrieval}[name]
+                'retrieval': pairs_retrieval, 'strokes': pairs_strokes}[name]
   smoke = experiment.get_config('smoke')
   assert smoke.generator.name == name and set(smoke.generator.keys()) == set(config.keys())
   workspace = io.Workspace(tmp_path)

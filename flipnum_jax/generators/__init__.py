@@ -44,8 +44,10 @@ from flipnum_jax.generators import base
 from flipnum_jax.generators import flow
 from flipnum_jax.generators import prior
 from flipnum_jax.generators import retrieval
+from flipnum_jax.generators import strokes
 
-REGISTRY = {'ascent': ascent, 'flow': flow, 'prior': prior, 'retrieval': retrieval}
+REGISTRY = {'ascent': ascent, 'flow': flow, 'prior': prior, 'retrieval': retrieval,
+            'strokes': strokes}
 
 
 def check(config: ml_collections.ConfigDict):
