@@ -10,7 +10,7 @@ experts (`generators.guide_model`), where the reader is `readability_forced3`:
 the kit's CNN trained on 9,600 forced blind readings of 3,200 candidate views that
 are never reported (`readings/pool{1,2,3}_forced.npz`), committed in `pretrained/`.
 The choice among candidates stays the generating classifier's and the flow model's.
-Expected (README, tests 15–30, three fresh blind readers per instruction each):
+Expected (README, tests 15–33, three fresh blind readers per instruction each):
 the readers' majority reads 59–76 of 100 pairs both ways (forced) against 54–67
 for `pairs` in the same tests (paired p ≤ 0.03 in four of seven), and 8–13
 (confident) against 11–17; the models' panel 39–50% (the open-set veto judge
@@ -20,6 +20,15 @@ guides by several readers at once (tests 21–22: no better);
 every five steps (tests 25–26: panel 63–68% and nearer real digits, readers no
 better); with `--config.generator.classifier_weight=1` as well, the panel reads
 74–77% (tests 29–30; readers 65 forced, no better).
+
+    python run.py --experiment=pairs_reader:chosen
+
+draws K = 32 candidates per pair and keeps, per pair, the one whose weaker view
+`readability_forced12` (a readers' model of all twelve unreported pools, committed
+in `pretrained/`) most expects to be named: 77 and 76 forced against 61 and 70 for
+`pairs_reader` on seeds 29 and 30 (tests 32–33; 30 pairs gained against 8, p =
+0.0005), confident 10–12 unchanged, panel 30–32%; ≈ 8.5 minutes of sampling on 2
+CPU cores. Outputs in `<workdir>/pairs_reader/chosen/`.
 """
 
 import ml_collections
@@ -27,10 +36,13 @@ import ml_collections
 from experiments import blog_pairs
 from experiments import pairs
 
-VARIANTS = pairs.VARIANTS
+VARIANTS = (*pairs.VARIANTS, 'chosen')
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = pairs.generation(variant)
+  config = pairs.generation('' if variant == 'chosen' else variant)
   config.guide_reader = 'readability_forced3'
+  if variant == 'chosen':  # K = 32, kept by the readers' model of all twelve pools
+    config.candidates = 32
+    config.readability = 'readability_forced12'
   return blog_pairs.grid(config, variant)

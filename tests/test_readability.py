@@ -201,18 +201,19 @@ def test_guide_model_multiplies_every_named_reader_under_jit(monkeypatch, tmp_pa
   np.testing.assert_allclose(jax.nn.softmax(logits), expected, rtol=1e-4, atol=1e-6)
 
 
-def test_committed_readability_model_agrees_with_its_readings_as_recorded(tmp_path):
-  # pairs_reader's second expert comes from pretrained/: the restored weights must
-  # be the model whose held-out agreement with the readers was saved beside them.
-  folder = checkpoints.PRETRAINED_DIR / 'readability_forced3'
+@pytest.mark.parametrize('name', ['readability_forced3', 'readability_forced12'])
+def test_committed_readability_model_agrees_with_its_readings_as_recorded(name, tmp_path):
+  # pairs_reader's second expert (forced3) and its chooser in `pairs_reader:chosen`
+  # (forced12) come from pretrained/: the restored weights must be the model whose
+  # held-out agreement with the readers was saved beside them.
+  folder = checkpoints.PRETRAINED_DIR / name
   metrics = json.loads((folder / 'metrics.json').read_text())
   config = readability_experiment.get_config('forced')
   config.readings = ','.join(str(REPO / f) for f in metrics['readings']['files'])
   examples = readability.reading_examples(readability.check(config), config.instruction)
   held = readability.held_out_views(examples.views, config.held_out_fraction,
                                     config.split_seed)
-  recomputed = readability.agreement(*readability.load('readability_forced3',
-                                                       io.Workspace(tmp_path)),
+  recomputed = readability.agreement(*readability.load(name, io.Workspace(tmp_path)),
                                      examples, held)
   assert recomputed['held_out_views'] == metrics['held_out_views']
   assert recomputed['held_out_majority_agreement'] == pytest.approx(
