@@ -8,7 +8,8 @@ from experiments import diffusion as diffusion_experiment
 from flipnum_jax import exchange
 from flipnum_jax import models
 from flipnum_jax import objectives
-from flipnum_jax import views
+from flipnum_jax.errors import ConfigError
+from flipnum_jax.generators import flow
 from flipnum_jax.generators import strokes
 from tests.test_run import run_cli
 
@@ -88,8 +89,7 @@ def test_distillation_pulls_towards_the_estimates_of_both_views(tiny_models):
       unet, unet_params, image, pair, 0.5, noise, 1.0)
   signal = models.to_signal(image)[None]
   noisy = 0.5 * signal + 0.5 * noise[None]
-  upright, turned = strokes.flow.view_velocities(unet, unet_params, noisy, 0.5,
-                                                 pair[None], 1.0)
+  upright, turned = flow.view_velocities(unet, unet_params, noisy, 0.5, pair[None], 1.0)
   # d/dx of ½Σ‖2x − 1 − x̂_v‖² = 2·Σ_v (signal − x̂_v), x̂ = noisy − t·v.
   expected = 2 * ((signal - (noisy - 0.5 * upright)) + (signal - (noisy - 0.5 * turned)))
   np.testing.assert_allclose(gradient, expected[0], rtol=1e-4, atol=1e-4)
@@ -111,5 +111,5 @@ def test_smoke_pairs_strokes_writes_a_grid_of_stroke_drawings(smoke_workdir, mni
 def test_bad_stroke_configs_are_refused(key, value, message):
   config = strokes.default_config()
   config[key] = value
-  with pytest.raises(strokes.ConfigError, match=message):
+  with pytest.raises(ConfigError, match=message):
     strokes.check(config)

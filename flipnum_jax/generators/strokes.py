@@ -25,10 +25,10 @@ from flax import nnx
 
 from flipnum_jax import io
 from flipnum_jax import models
+from flipnum_jax import objectives
 from flipnum_jax import sharding
 from flipnum_jax import timing
 from flipnum_jax import train
-from flipnum_jax import views
 from flipnum_jax.errors import ConfigError
 from flipnum_jax.generators import base
 from flipnum_jax.generators import flow
@@ -118,7 +118,8 @@ def distillation_loss(graphdef: nnx.GraphDef, params: nnx.State, image: jax.Arra
     'samples', 'prior_weight', 'guidance', 'prior_times'))
 def draw_strokes(graphdef: nnx.GraphDef, params: nnx.State, flow_params: nnx.State,
                  controls: jax.Array, half_widths: jax.Array, pairs: jax.Array,
-                 keys: jax.Array, *, flow_graphdef: nnx.GraphDef, objective,
+                 keys: jax.Array, *, flow_graphdef: nnx.GraphDef,
+                 objective: objectives.FlipObjective,
                  steps: int, learning_rate: float, softness: float, samples: int,
                  prior_weight: float, guidance: float,
                  prior_times: tuple[float, float]) -> tuple[jax.Array, jax.Array]:
