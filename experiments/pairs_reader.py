@@ -25,10 +25,11 @@ better); with `--config.generator.classifier_weight=1` as well, the panel reads
 
 draws K = 32 candidates per pair and keeps, per pair, the one whose weaker view
 `readability_forced12` (a readers' model of all twelve unreported pools, committed
-in `pretrained/`) most expects to be named: 77 and 76 forced against 61 and 70 for
-`pairs_reader` on seeds 29 and 30 (tests 32–33; 30 pairs gained against 8, p =
-0.0005), confident 10–12 unchanged, panel 30–32%; ≈ 8.5 minutes of sampling on 2
-CPU cores. Outputs in `<workdir>/pairs_reader/chosen/`.
+in `pretrained/`) most expects to be named: 77, 76 and 77 forced against 61, 70
+and 69 for `pairs_reader` on seeds 29, 30 and 35 (tests 32–34; 45 pairs gained
+against 15, p = 0.0001), confident 10–12 unchanged, panel 30–32%; ≈ 8.5 minutes of
+sampling on 2 CPU cores (K = 16, half that, read 71 on seed 35). Outputs in
+`<workdir>/pairs_reader/chosen/`.
 """
 
 import ml_collections
