@@ -27,8 +27,9 @@ draws K = 32 candidates per pair and keeps, per pair, the one whose weaker view
 `readability_forced12` (a readers' model of all twelve unreported pools, committed
 in `pretrained/`) most expects to be named: 77, 76 and 77 forced against 61, 70
 and 69 for `pairs_reader` on seeds 29, 30 and 35 (tests 32–34; 45 pairs gained
-against 15, p = 0.0001), confident 10–12 unchanged, panel 30–32%; ≈ 8.5 minutes of
-sampling on 2 CPU cores (K = 16, half that, read 71 on seed 35). Outputs in
+against 15, p = 0.0001; seed 35 read again in test 35: 81 against 77), confident
+9–12 unchanged, panel 30–32%; ≈ 8.5 minutes of sampling on 2 CPU cores (K = 16
+read 71 on seed 35, K = 64 79 in test 35). Outputs in
 `<workdir>/pairs_reader/chosen/`.
 """
 
