@@ -12,7 +12,7 @@ p(a | x) also means one digit); K = 8 candidates per pair in one compiled 20-ste
 scan, each pair keeping, among the candidates the generator reads both ways, the one
 whose worse view the diffusion model finds most typical. Expected: three blind
 readers' majority reads 51–67 of the 100 pairs both ways (forced) and 9–20
-(confident) over twenty-one reading tests (`pairs_reader`: 59–76 forced);
+(confident) over twenty-one reading tests (`pairs_reader`: 59–77 forced);
 evaluate: the judges' majority ≈ 93–97% both ways, ≈ 76–87% with the open-set
 veto, robust judge ≥ 90%, Fréchet ≈ 170 against a floor of ≈ 84; ≈ 9 minutes cold
 (training the classifier) and ≈ 3.3 minutes warm on 2 CPU cores.

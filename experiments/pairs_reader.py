@@ -10,8 +10,8 @@ experts (`generators.guide_model`), where the reader is `readability_forced3`:
 the kit's CNN trained on 9,600 forced blind readings of 3,200 candidate views that
 are never reported (`readings/pool{1,2,3}_forced.npz`), committed in `pretrained/`.
 The choice among candidates stays the generating classifier's and the flow model's.
-Expected (README, tests 15–33, three fresh blind readers per instruction each):
-the readers' majority reads 59–76 of 100 pairs both ways (forced) against 54–67
+Expected (README, tests 15–35, three fresh blind readers per instruction each):
+the readers' majority reads 59–77 of 100 pairs both ways (forced) against 54–67
 for `pairs` in the same tests (paired p ≤ 0.03 in four of seven), and 8–13
 (confident) against 11–17; the models' panel 39–50% (the open-set veto judge
 rejects half); ≈ 2.5 minutes warm on 2 CPU cores. `--config.guide_reader=A,B`
