@@ -1,13 +1,18 @@
-"""Shared fixtures: the real MNIST folder, and small synthetic data."""
+"""Shared fixtures: the real MNIST folder, small synthetic data, and small random
+models (a U-Net and a generating classifier) for the samplers' tests."""
 
 import os
 import pathlib
 import shutil
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 
+from experiments import diffusion as diffusion_experiment
 from flipnum_jax import data
+from flipnum_jax import models
 from flipnum_jax.errors import DataError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -82,3 +87,18 @@ def browser(tmp_path):
   driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
   yield driver
   driver.quit()
+
+
+@pytest.fixture(scope='module')
+def tiny_unet():
+  """The smoke flow model's U-Net (graphdef, params), untrained."""
+  config = diffusion_experiment.model_config('smoke')
+  return nnx.split(models.make_unet(config.model, jax.random.key(0)))
+
+
+@pytest.fixture(scope='module')
+def tiny_classifier():
+  """A small random generating classifier (graphdef, params) to guide with."""
+  spec = models.classifier_spec()
+  spec.conv_features, spec.hidden = (4, 8), 16
+  return nnx.split(models.make_classifier(spec, jax.random.key(5)))

@@ -23,20 +23,6 @@ from tests.conftest import override
 from tests.test_run import run_cli
 
 
-@pytest.fixture(scope='module')
-def tiny_unet():
-  config = diffusion_experiment.model_config('smoke')
-  return nnx.split(models.make_unet(config.model, jax.random.key(0)))
-
-
-@pytest.fixture(scope='module')
-def tiny_classifier():
-  """A small random generating classifier (graphdef, params) to guide with."""
-  spec = models.classifier_spec()
-  spec.conv_features, spec.hidden = (4, 8), 16
-  return nnx.split(models.make_classifier(spec, jax.random.key(5)))
-
-
 def test_space_to_depth_round_trips_and_keeps_blocks_together():
   images = jax.random.uniform(jax.random.key(0), (3, 28, 28))
   folded = models.space_to_depth(images)

@@ -82,14 +82,8 @@ def test_candidate_spread_is_the_mean_blurred_rms_distance_within_each_pair():
   assert near < 0.5 * far
 
 
-def _small_classifier():
-  spec = models.classifier_spec()
-  spec.conv_features, spec.hidden = (4, 8), 16
-  return nnx.split(models.make_classifier(spec, jax.random.key(5)))
-
-
-def test_best_flips_keep_the_digits_whose_weaker_reading_is_highest():
-  graphdef, params = _small_classifier()
+def test_best_flips_keep_the_digits_whose_weaker_reading_is_highest(tiny_classifier):
+  graphdef, params = tiny_classifier
   # 53 digits per class: 530 in all, so the search reads them in a full chunk of
   # 500 and a padded one.
   pools = jax.random.uniform(jax.random.key(1), (10, 53, 28, 28))
@@ -107,8 +101,9 @@ def test_best_flips_keep_the_digits_whose_weaker_reading_is_highest():
                                atol=1e-6)
 
 
-def test_retrieval_draws_ranked_training_digits_of_the_upright_class(tmp_path, tiny_mnist):
-  graphdef, params = _small_classifier()
+def test_retrieval_draws_ranked_training_digits_of_the_upright_class(tmp_path, tiny_mnist,
+                                                                     tiny_classifier):
+  graphdef, params = tiny_classifier
   guide = base.Guide(graphdef, params, objectives.FlipObjective())
   workspace = io.Workspace(tmp_path)
   workspace.__dict__['mnist'] = tiny_mnist

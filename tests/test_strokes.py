@@ -2,9 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
-from experiments import diffusion as diffusion_experiment
 from flipnum_jax import exchange
 from flipnum_jax import models
 from flipnum_jax import objectives
@@ -48,17 +46,10 @@ def test_bezier_points_start_and_end_at_the_outer_controls():
   np.testing.assert_allclose(points[:, -1], controls[:, 3], atol=1e-5)
 
 
-@pytest.fixture(scope='module')
-def tiny_models():
-  config = diffusion_experiment.model_config('smoke')
-  unet = nnx.split(models.make_unet(config.model, jax.random.key(0)))
-  spec = models.classifier_spec()
-  spec.conv_features, spec.hidden = (4, 8), 16
-  return unet, nnx.split(models.make_classifier(spec, jax.random.key(5)))
-
-
-def test_drawing_raises_the_flip_objective_and_is_deterministic(tiny_models):
-  (unet, unet_params), (classifier, classifier_params) = tiny_models
+def test_drawing_raises_the_flip_objective_and_is_deterministic(tiny_unet,
+                                                                 tiny_classifier):
+  unet, unet_params = tiny_unet
+  classifier, classifier_params = tiny_classifier
   objective = objectives.FlipObjective(softmin_temperature=1.0)
   flip_pairs = jnp.array([[3, 7], [6, 9], [1, 1]])
   controls = strokes.random_strokes(jax.random.key(1), 3, 2)
@@ -80,8 +71,8 @@ def test_drawing_raises_the_flip_objective_and_is_deterministic(tiny_models):
   assert not np.allclose(with_prior, without_prior, atol=1e-3)
 
 
-def test_distillation_pulls_towards_the_estimates_of_both_views(tiny_models):
-  (unet, unet_params), _ = tiny_models
+def test_distillation_pulls_towards_the_estimates_of_both_views(tiny_unet):
+  unet, unet_params = tiny_unet
   image = jax.random.uniform(jax.random.key(0), (28, 28))
   noise = jax.random.normal(jax.random.key(1), (28, 28))
   pair = jnp.array([3, 7])
