@@ -1,4 +1,6 @@
 import json
+import logging as pylogging
+import re
 import shutil
 
 import jax
@@ -60,6 +62,17 @@ def test_one_euler_step_is_noise_minus_the_guided_velocity(tiny_unet):
   flips = flow.sample_flips(graphdef, params, noise, jnp.stack([labels, labels[::-1]], 1),
                             jax.random.key(1), 2.0, steps=1)
   assert not np.allclose(flips, plain)  # the turned view's velocity is averaged in
+
+
+def test_the_sampler_logs_its_progress_from_inside_its_scan(tiny_unet, caplog):
+  caplog.set_level(pylogging.INFO)
+  unet, params = tiny_unet
+  flow.sample_digits(unet, params, jax.random.normal(jax.random.key(0), (2, 28, 28)),
+                     jnp.array([3, 7]), jax.random.key(1), 2.0, steps=25).block_until_ready()
+  steps = [int(m) for m in re.findall(r'flow sampler: step (\d+)/25', caplog.text)]
+  # Every tenth of the loop (every second step of 25), in order, then the end.
+  assert steps == list(range(0, 25, 2)) + [25], caplog.text
+  assert re.search(r'step 25/25, \d+ s, about 0 s left', caplog.text)
 
 
 def test_guidance_is_traced_not_a_recompile(tiny_unet, monkeypatch):

@@ -1,3 +1,6 @@
+import logging as pylogging
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,7 +50,8 @@ def test_bezier_points_start_and_end_at_the_outer_controls():
 
 
 def test_drawing_raises_the_flip_objective_and_is_deterministic(tiny_unet,
-                                                                 tiny_classifier):
+                                                                 tiny_classifier, caplog):
+  caplog.set_level(pylogging.INFO)
   unet, unet_params = tiny_unet
   classifier, classifier_params = tiny_classifier
   objective = objectives.FlipObjective(softmin_temperature=1.0)
@@ -64,6 +68,15 @@ def test_drawing_raises_the_flip_objective_and_is_deterministic(tiny_unet,
   # Every candidate's own objective rises (its first score is that of the start).
   assert np.all(np.asarray(scores[-1]) > np.asarray(scores[0]))
   np.testing.assert_array_equal(images, draw(0.0, 25)[0])
+  steps = [int(m) for m in re.findall(r'stroke drawing: step (\d+)/25', caplog.text)]
+  assert steps[:14] == list(range(0, 25, 2)) + [25], caplog.text
+  # Candidates are drawn apart: the first alone, with its own key, is the same drawing.
+  alone, _ = strokes.draw_strokes(
+      classifier, classifier_params, unet_params, controls[:1], jnp.full((1, 2), 1.4),
+      flip_pairs[:1], jax.random.split(jax.random.key(2), 3)[:1], flow_graphdef=unet,
+      objective=objective, steps=25, learning_rate=0.3, softness=0.4, samples=6,
+      prior_weight=0.0, guidance=1.0, prior_times=(0.2, 0.8))
+  np.testing.assert_allclose(alone[0], images[0], atol=1e-4)
   # The flow model's distillation moves the strokes; a zero weight leaves the
   # classifier alone in charge (same start, same keys).
   with_prior, _ = draw(1.0, 5)

@@ -251,16 +251,18 @@ def integrate(step_velocity, start: jax.Array, steps: int, key: jax.Array,
               start_time: jax.Array = 1.0) -> jax.Array:
   """Images from the signal `start` at `start_time` (1: pure noise) by `steps` Euler
   steps of `step_velocity(signal, step_index, time, next_time, step_key)` to t = 0,
-  in one `lax.scan`."""
+  in one `lax.scan` that logs its progress (`timing.log_progress`)."""
   times = jnp.linspace(start_time, 0.0, steps + 1)
 
   def step(signal, inputs):
     index, time, next_time, step_key = inputs
+    timing.log_progress('flow sampler', index, steps, signal)
     velocity_now = step_velocity(signal, index, time, next_time, step_key)
     return signal + (next_time - time) * velocity_now, None
 
   signal, _ = jax.lax.scan(step, start, (jnp.arange(steps), times[:-1], times[1:],
                                          jax.random.split(key, steps)))
+  timing.log_progress('flow sampler', jnp.asarray(steps), steps, signal)
   return models.to_images(signal)
 
 

@@ -130,35 +130,42 @@ def draw_strokes(graphdef: nnx.GraphDef, params: nnx.State, flow_params: nnx.Sta
   objective before each step (steps, N)."""
   optimizer = optax.adam(learning_rate)
 
-  def draw_one(strokes, pair, key):
-    def step(carry, step_key):
-      strokes, opt_state = carry
-      objective_key, time_key, noise_key = jax.random.split(step_key, 3)
+  def loss(strokes, pair, key):
+    """The step's loss for one candidate (minus its objective, plus the prior)."""
+    objective_key, time_key, noise_key = jax.random.split(key, 3)
+    image = render(*strokes, softness, samples)
+    score = objective(graphdef, params, image, pair, objective_key)
+    prior = 0.0
+    if prior_weight:
+      time = jax.random.uniform(time_key, (), minval=prior_times[0],
+                                maxval=prior_times[1])
+      prior = distillation_loss(flow_graphdef, flow_params, image, pair, time,
+                                jax.random.normal(noise_key, (28, 28)), guidance)
+    return prior_weight * prior - score, score
 
-      def loss(strokes):
-        image = render(*strokes, softness, samples)
-        score = objective(graphdef, params, image, pair, objective_key)
-        prior = 0.0
-        if prior_weight:
-          time = jax.random.uniform(time_key, (), minval=prior_times[0],
-                                    maxval=prior_times[1])
-          prior = distillation_loss(flow_graphdef, flow_params, image, pair, time,
-                                    jax.random.normal(noise_key, (28, 28)), guidance)
-        return prior_weight * prior - score, score
+  def update_one(strokes, opt_state, pair, key):
+    (_, score), grads = jax.value_and_grad(loss, has_aux=True)(strokes, pair, key)
+    updates, opt_state = optimizer.update(grads, opt_state, strokes)
+    controls, widths = optax.apply_updates(strokes, updates)
+    # Pens stay between a hairline and a marker, strokes inside the frame.
+    return (jnp.clip(controls, 2.0, 25.0), jnp.clip(widths, 0.7, 2.5)), opt_state, score
 
-      (_, score), grads = jax.value_and_grad(loss, has_aux=True)(strokes)
-      updates, opt_state = optimizer.update(grads, opt_state, strokes)
-      controls, widths = optax.apply_updates(strokes, updates)
-      # Pens stay between a hairline and a marker, strokes inside the frame.
-      strokes = (jnp.clip(controls, 2.0, 25.0), jnp.clip(widths, 0.7, 2.5))
-      return (strokes, opt_state), score
+  def step(carry, inputs):
+    index, step_keys = inputs
+    strokes, opt_state = carry
+    timing.log_progress('stroke drawing', index, steps, strokes[0])
+    strokes, opt_state, scores = jax.vmap(update_one)(strokes, opt_state, pairs,
+                                                      step_keys)
+    return (strokes, opt_state), scores
 
-    (strokes, _), scores = jax.lax.scan(step, (strokes, optimizer.init(strokes)),
-                                        jax.random.split(key, steps))
-    return render(*strokes, softness, samples), scores
-
-  images, scores = jax.vmap(draw_one)((controls, half_widths), pairs, keys)
-  return images, scores.T
+  strokes = (controls, half_widths)
+  # One key per candidate and step: each candidate's keys split from its own key.
+  step_keys = jax.vmap(lambda key: jax.random.split(key, steps))(keys).swapaxes(0, 1)
+  (strokes, _), scores = jax.lax.scan(
+      step, (strokes, jax.vmap(optimizer.init)(strokes)),
+      (jnp.arange(steps), step_keys))
+  timing.log_progress('stroke drawing', jnp.asarray(steps), steps, strokes[0])
+  return jax.vmap(lambda c, w: render(c, w, softness, samples))(*strokes), scores
 
 
 def draw(config: ml_collections.ConfigDict, candidate_pairs: np.ndarray,
