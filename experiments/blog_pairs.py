@@ -26,6 +26,10 @@ def generation(variant: str, generator: ml_collections.ConfigDict
   config.seed = 0
   config.classifier = train.classifier_config(variant)
   config.candidates = 1  # K per pair; `generators.choose` keeps one
+  # A second round: this many pairs, those whose best candidate the chooser scores
+  # lowest, get hard_pair_candidates more each (0 = no second round).
+  config.hard_pairs = 0
+  config.hard_pair_candidates = 0
   # A readability model's name (`experiments/readability.py`) to choose by instead
   # of the generating classifier; '' = none.
   config.readability = ''

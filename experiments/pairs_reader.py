@@ -38,13 +38,17 @@ import ml_collections
 from experiments import blog_pairs
 from experiments import pairs
 
-VARIANTS = (*pairs.VARIANTS, 'chosen')
+VARIANTS = (*pairs.VARIANTS, 'chosen', 'hard')
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  config = pairs.generation('' if variant == 'chosen' else variant)
+  config = pairs.generation('' if variant in ('chosen', 'hard') else variant)
   config.guide_reader = 'readability_forced3'
   if variant == 'chosen':  # K = 32, kept by the readers' model of all twelve pools
     config.candidates = 32
     config.readability = 'readability_forced12'
+  if variant == 'hard':  # K = 8, then 32 more for the 40 pairs that model rates worst
+    config.readability = 'readability_forced12'
+    config.hard_pairs = 40
+    config.hard_pair_candidates = 32
   return blog_pairs.grid(config, variant)

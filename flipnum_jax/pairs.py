@@ -3,7 +3,7 @@ the generator the config names (see `generators`).
 
 Writes, into `<workdir>/<experiment>/`: `pairs.npz` and `scores.json` (the exchange
 formats), `grid.png` and `grid_rotated.png`, and every candidate in `candidates.npz`
-and `candidates.png`.
+(each pair's consecutive, a-major) and `candidates.png` (the first round's K per pair).
 """
 
 from typing import Any, Sequence
@@ -52,18 +52,22 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
   rotated = check_digits('rotated_digits', config.rotated_digits)
   pairs = exchange.all_pairs(upright, rotated)
   generated = generators.generate(config, pairs, workspace)
-  spread = generators.candidate_spread(generated.candidates, config.candidates)
+  first_round = generated.candidates[generated.first_round]
+  spread = generators.candidate_spread(first_round, config.candidates)
   summary = exchange.scores_summary(pairs, generated.p_upright, generated.p_rotated,
                                     generated.reads, generated.timing, spread)
   out_dir = workspace.output_dir(name)
   write_outputs(out_dir, name, generated.images, pairs, upright, rotated, summary,
                 workspace.mnist)
   exchange.write_pairs_file(out_dir / exchange.CANDIDATES_FILE, generated.candidates,
-                            np.repeat(pairs, config.candidates, axis=0))
+                            generated.candidate_pairs)
+  second_round = len(generated.candidates) - len(first_round)
   plots.candidate_grid(
-      out_dir / 'candidates.png', generated.candidates, upright, rotated, spread,
-      f'{name}: every candidate, upright (rows: a; columns: b) — under each pair its '
-      f'candidate spread (mean {summary["mean_candidate_spread"]:.3f})')
+      out_dir / 'candidates.png', first_round, upright, rotated, spread,
+      f'{name}: every {"first-round " if second_round else ""}candidate, upright '
+      f'(rows: a; columns: b) — under each pair its candidate spread (mean '
+      f'{summary["mean_candidate_spread"]:.3f})'
+      + (f'; {second_round} more in candidates.npz' if second_round else ''))
   if not io.is_writer():  # in a run over several processes, process 0 writes
     return
   logging.info('Wrote %s: mean min confidence %.3f, worst pair %s, mean candidate '

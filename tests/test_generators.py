@@ -36,6 +36,54 @@ def test_choose_with_typicality_prefers_the_typical_among_the_readable():
   np.testing.assert_array_equal(generators.choose(min_probability, typicality, 3), [2, 4])
 
 
+def test_best_in_groups_takes_each_groups_best_first_on_ties():
+  scores = np.array([0.2, 0.9, 0.5, 0.5, 0.1, 0.9, 0.7])
+  group = np.array([1, 0, 2, 2, 1, 1, 0])  # groups of 2, 3 and 2, interleaved
+  np.testing.assert_array_equal(generators.best_in_groups(scores, group, 3), [1, 5, 2])
+
+
+def test_hard_pairs_are_those_whose_best_candidate_scores_lowest():
+  scores = np.array([0.9, 0.1, 0.2, 0.3, 0.8, 0.95, 0.25, 0.05])  # K = 2, four pairs
+  np.testing.assert_array_equal(generators.hard_pairs(scores, 2, 2), [1, 3])
+
+
+def test_a_second_round_draws_more_for_the_pairs_chosen_worst(tmp_path, tiny_mnist):
+  config = blog_pairs.get_config('smoke')  # ascent, 2 × 2 pairs, no typicality
+  config.candidates, config.hard_pairs, config.hard_pair_candidates = 2, 1, 3
+  workspace = io.Workspace(tmp_path)
+  workspace.__dict__['mnist'] = tiny_mnist
+  pairs = np.array([[3, 7], [3, 9], [6, 7], [6, 9]])
+  generated = generators.generate(config, pairs, workspace)
+  assert generated.candidates.shape == (4 * 2 + 3, 28, 28)
+  assert generated.first_round.sum() == 8
+  # Each pair's candidates consecutive and a-major, its first round first.
+  group = np.array([np.flatnonzero((pairs == row).all(1))[0]
+                    for row in generated.candidate_pairs])
+  assert np.all(np.diff(group) >= 0)
+  for pair in range(4):
+    assert generated.first_round[group == pair][:2].all()
+  classifier, _ = train.get_classifier(config.classifier, workspace)
+  p_upright, p_rotated, _ = generators.pair_probabilities(
+      *nnx.split(classifier), jnp.asarray(generated.candidates), generated.candidate_pairs)
+  scores = np.minimum(p_upright, p_rotated)
+  first = generated.first_round
+  # The second round went to the pair whose best first-round candidate is worst ...
+  worst = generators.hard_pairs(scores[first], 2, 1)[0]
+  assert (group[~first] == worst).all() and (group == worst).sum() == 5
+  # ... and every pair keeps the best of all its candidates.
+  for pair in range(4):
+    best = np.flatnonzero(group == pair)[np.argmax(scores[group == pair])]
+    np.testing.assert_array_equal(generated.images[pair], generated.candidates[best])
+  for key, value, message in (('hard_pairs', 5, 'at most the number of pairs'),
+                              ('hard_pairs', -1, 'hard_pairs must be ≥ 0'),
+                              ('hard_pair_candidates', 0, 'hard_pair_candidates ≥ 1')):
+    bad = blog_pairs.get_config('smoke')
+    bad.hard_pairs, bad.hard_pair_candidates = 1, 1
+    bad[key] = value
+    with pytest.raises(ConfigError, match=message):
+      generators.generate(bad, pairs, workspace)
+
+
 @pytest.mark.parametrize('name', sorted(generators.REGISTRY))
 def test_every_generator_declares_checks_and_draws_one_image_per_candidate(
     name, tmp_path, tiny_mnist):

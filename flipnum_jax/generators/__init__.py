@@ -73,6 +73,11 @@ def check(config: ml_collections.ConfigDict):
   if config.guide_reader and config.readability_guides:
     raise ConfigError('guide_reader joins the classifier in the guide, '
                       'readability_guides replaces it: choose one')
+  if config.hard_pairs < 0:
+    raise ConfigError(f'hard_pairs must be ≥ 0, not {config.hard_pairs}')
+  if config.hard_pairs and config.hard_pair_candidates < 1:
+    raise ConfigError('hard_pairs needs hard_pair_candidates ≥ 1, not '
+                      f'{config.hard_pair_candidates}')
   if not (np.isfinite(config.guide_reader_weight) and config.guide_reader_weight > 0):
     raise ConfigError(f'guide_reader_weight must be finite and > 0, not '
                       f'{config.guide_reader_weight}')
@@ -115,19 +120,36 @@ def pair_probabilities(graphdef: nnx.GraphDef, params: nnx.State, images: jax.Ar
           probs.argmax(-1).T == pairs.T)
 
 
+def choice_scores(min_probability: np.ndarray,
+                  typicality: np.ndarray | None) -> np.ndarray:
+  """(N,): what `choose` ranks each candidate by: the generating classifier's
+  weaker reading, min(p_a, p_b); or, with a typicality error, for candidates that
+  classifier reads both ways (min p > ½) 2 − worst/(1 + worst) of their worse view's
+  error (always above ½, higher for more typical), the others keeping min p."""
+  if typicality is None:
+    return min_probability
+  worst = typicality.max(1)
+  return np.where(min_probability > 0.5, 2.0 - worst / (1.0 + worst), min_probability)
+
+
+def best_in_groups(scores: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
+  """The index of the highest score of each group 0 … `groups` − 1 (`group` (N,)
+  gives each candidate's; every group has one), the first on ties."""
+  order = np.lexsort((-scores, group))
+  return order[np.searchsorted(group[order], np.arange(groups))]
+
+
 def choose(min_probability: np.ndarray, typicality: np.ndarray | None,
            candidates: int) -> np.ndarray:
   """The index of each pair's kept candidate, for K = `candidates` consecutive
   candidates per pair: the one the generating classifier reads best (highest
   min(p_a, p_b)); or, when the generator reports a typicality error, among the
   candidates that classifier reads both ways (min p > ½) the one whose worse view
-  is most typical (lowest max error), candidates it does not read ranking below."""
-  scores = min_probability
-  if typicality is not None:
-    worst = typicality.max(1)
-    scores = np.where(min_probability > 0.5, 2.0 - worst / (1.0 + worst), min_probability)
-  per_pair = scores.reshape(-1, candidates)
-  return np.arange(per_pair.shape[0]) * candidates + per_pair.argmax(1)
+  is most typical (lowest max error), candidates it does not read ranking below
+  (`choice_scores`)."""
+  group = np.arange(len(min_probability)) // candidates
+  return best_in_groups(choice_scores(min_probability, typicality), group,
+                        len(min_probability) // candidates)
 
 
 def candidate_spread(candidates: np.ndarray, per_pair: int) -> np.ndarray:
@@ -147,51 +169,99 @@ def candidate_spread(candidates: np.ndarray, per_pair: int) -> np.ndarray:
 
 class Generated(NamedTuple):
   """The chosen image per pair, the generator's probabilities of both readings,
-  whether each reading is its top class ((2, N)), the generation's timing, and
-  every candidate drawn (K consecutive per pair)."""
+  whether each reading is its top class ((2, N)), the generation's timing, every
+  candidate drawn with its pair (each pair's candidates consecutive, a-major: its K
+  first-round ones, then any of the second round), and which candidates are of the
+  first round."""
   images: np.ndarray
   p_upright: np.ndarray
   p_rotated: np.ndarray
   reads: np.ndarray
   timing: dict[str, float]
   candidates: np.ndarray
+  candidate_pairs: np.ndarray
+  first_round: np.ndarray
+
+
+def reader_scores(graphdef: nnx.GraphDef, params: nnx.State, images: np.ndarray,
+                  candidate_pairs: np.ndarray) -> np.ndarray:
+  """(N,): a readability model's probability of the target digit in each
+  candidate's weaker view (it reads the views as the classifier does)."""
+  read_upright, read_rotated, _ = pair_probabilities(
+      graphdef, params, jnp.asarray(images), candidate_pairs)
+  return np.minimum(read_upright, read_rotated)
 
 
 def choose_by_reader(graphdef: nnx.GraphDef, params: nnx.State, images: np.ndarray,
                      candidate_pairs: np.ndarray, candidates: int) -> np.ndarray:
-  """The index of each pair's kept candidate when a readability model chooses: it
-  reads each candidate's views as the classifier does, and the candidate whose
-  weaker view it gives the highest target probability is kept (`choose` without
-  typicality). `choice_replay` replays exactly this choice."""
-  read_upright, read_rotated, _ = pair_probabilities(
-      graphdef, params, jnp.asarray(images), candidate_pairs)
-  return choose(np.minimum(read_upright, read_rotated), None, candidates)
+  """The index of each pair's kept candidate when a readability model chooses: the
+  candidate whose weaker view it gives the highest target probability
+  (`reader_scores`; `choose` without typicality). `choice_replay` replays exactly
+  this choice."""
+  return choose(reader_scores(graphdef, params, images, candidate_pairs), None,
+                candidates)
+
+
+def hard_pairs(scores: np.ndarray, candidates: int, count: int) -> np.ndarray:
+  """The `count` pairs (indices, ascending) whose best candidate scores lowest, for
+  K = `candidates` consecutive candidates per pair: those a second round serves."""
+  best = scores.reshape(-1, candidates).max(1)
+  return np.sort(np.argsort(best, kind='stable')[:count])
 
 
 def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
              workspace: io.Workspace) -> Generated:
   """K = config.candidates candidates per pair by the generator `config.generator`
-  names, all in one compiled program, each pair keeping the one `choose` picks.
+  names, all in one compiled program, each pair keeping the one `choose` picks (or
+  the readability model's best). With `hard_pairs` > 0, a second round draws
+  `hard_pair_candidates` more for each of the `hard_pairs` pairs whose best
+  first-round candidate the chooser scores lowest (search spent where it is
+  needed), and each pair keeps the best of all its candidates.
   A bad config is refused before anything is trained or written."""
   module = check(config)
+  if config.hard_pairs > len(pairs):
+    raise ConfigError(f'hard_pairs ({config.hard_pairs}) must be at most the number '
+                      f'of pairs ({len(pairs)})')
   reader = readability.load(config.readability, workspace) if config.readability else None
-  candidate_pairs = np.repeat(pairs, config.candidates, axis=0)
   classifier, _ = train.get_classifier(config.classifier, workspace)
   graphdef, params = nnx.split(classifier)
   guide = base.Guide(*(reader if config.readability_guides
                        else guide_model(classifier, config, workspace)),
                      objectives.flip_objective(config.objective))
-  drawn = module.draw(config.generator, candidate_pairs, guide, workspace,
-                      jax.random.key(config.seed))
-  p_upright, p_rotated, reads = pair_probabilities(
-      graphdef, params, jnp.asarray(drawn.images), candidate_pairs)
-  if reader:
-    best = choose_by_reader(*reader, drawn.images, candidate_pairs, config.candidates)
-  else:
-    best = choose(np.minimum(p_upright, p_rotated), drawn.typicality, config.candidates)
-  timing_summary = {'compile_seconds': drawn.seconds.compile,
-                    'run_seconds': drawn.seconds.run,
+  key = jax.random.key(config.seed)  # the first round's alone without a second
+  first_key, second_key = jax.random.split(key) if config.hard_pairs else (key, None)
+
+  def draw_and_score(group, key):
+    """The candidates of the pairs `group` indexes, with their classifier readings
+    and choice scores."""
+    candidate_pairs = pairs[group]
+    drawn = module.draw(config.generator, candidate_pairs, guide, workspace, key)
+    p_upright, p_rotated, reads = pair_probabilities(
+        graphdef, params, jnp.asarray(drawn.images), candidate_pairs)
+    scores = (reader_scores(*reader, drawn.images, candidate_pairs) if reader
+              else choice_scores(np.minimum(p_upright, p_rotated), drawn.typicality))
+    return drawn, (drawn.images, p_upright, p_rotated, reads.T, scores)
+
+  group = np.repeat(np.arange(len(pairs)), config.candidates)
+  drawn, found = draw_and_score(group, first_key)
+  rounds = [drawn]
+  if config.hard_pairs:
+    second = np.repeat(hard_pairs(found[-1], config.candidates, config.hard_pairs),
+                       config.hard_pair_candidates)
+    drawn, more = draw_and_score(second, second_key)
+    rounds.append(drawn)
+    group = np.concatenate([group, second])
+    found = [np.concatenate(both) for both in zip(found, more)]
+  # Each pair's candidates consecutive, a-major, first-round ones first.
+  order = np.argsort(group, kind='stable')
+  group = group[order]
+  images, p_upright, p_rotated, reads, scores = (values[order] for values in found)
+  best = best_in_groups(scores, group, len(pairs))
+  run_seconds = sum(d.seconds.run for d in rounds)
+  timing_summary = {'compile_seconds': sum(d.seconds.compile for d in rounds),
+                    'run_seconds': run_seconds,
                     'image_steps_per_second':
-                        len(candidate_pairs) * drawn.steps / drawn.seconds.run}
-  return Generated(drawn.images[best], p_upright[best], p_rotated[best], reads[:, best],
-                   timing_summary, drawn.images)
+                        sum(len(d.images) * d.steps for d in rounds) / run_seconds}
+  return Generated(images[best], p_upright[best], p_rotated[best], reads[best].T,
+                   timing_summary, images, pairs[group],
+                   order < len(pairs) * config.candidates)
