@@ -29,8 +29,20 @@ in `pretrained/`) most expects to be named: 77, 76 and 77 forced against 61, 70
 and 69 for `pairs_reader` on seeds 29, 30 and 35 (tests 32–34; 45 pairs gained
 against 15, p = 0.0001; seed 35 read again in test 35: 81 against 77), confident
 9–12 unchanged, panel 30–32%; ≈ 8.5 minutes of sampling on 2 CPU cores (K = 16
-read 71 on seed 35, K = 64 79 in test 35). Outputs in
+read 71 on seed 35, K = 64 79 in test 35; seed 36 in test 36: 78). Outputs in
 `<workdir>/pairs_reader/chosen/`.
+
+    python run.py --experiment=pairs_reader:hard
+
+spends the search where it is needed: K = 8 for every pair, then a second round of
+32 more candidates for the 40 pairs whose best candidate `readability_forced12`
+rates lowest (`hard_pairs`, `hard_pair_candidates`), each pair keeping the model's
+best of all its candidates: 2,080 candidates instead of 3,200, ≈ 5.7 minutes of
+sampling. Expected (README, tests 36–38): 79 and 84 forced on seeds 36 and 37,
+against 78 and 77 for `:chosen` on the same seeds and 71 for `pairs_reader` (seed
+37: 14 pairs gained, 1 lost, p = 0.001); confident 10–12, panel 31–38%. With
+`--config.hard_pairs=25 --config.hard_pair_candidates=16` (1,200 candidates, ≈ 3
+minutes, about `pairs`' cost): 80 on seed 37. Outputs in `<workdir>/pairs_reader/hard/`.
 """
 
 import ml_collections
