@@ -73,6 +73,8 @@ def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
   logging.info('Wrote %s: mean min confidence %.3f, worst pair %s, mean candidate '
                'spread %.3f.', out_dir, summary['mean_min_confidence'],
                summary['worst_pair'], summary['mean_candidate_spread'])
-  print(f'{name}: {len(pairs)} pairs × {config.candidates} candidates, generator mean '
+  more = (f' + {second_round} for the {config.hard_pairs} pairs rated worst'
+          if second_round else '')
+  print(f'{name}: {len(pairs)} pairs × {config.candidates} candidates{more}, generator mean '
         f'min confidence {summary["mean_min_confidence"]:.3f} (worst '
         f'{summary["worst_pair"]}); outputs in {out_dir}')
