@@ -228,7 +228,8 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
   guide = base.Guide(*(reader if config.readability_guides
                        else guide_model(classifier, config, workspace)),
                      objectives.flip_objective(config.objective))
-  key = jax.random.key(config.seed)  # the first round's alone without a second
+  # Without a second round, the first draws from the seed's key itself, as before.
+  key = jax.random.key(config.seed)
   first_key, second_key = jax.random.split(key) if config.hard_pairs else (key, None)
 
   def draw_and_score(group, key):
