@@ -38,9 +38,10 @@ spends the search where it is needed: K = 8 for every pair, then a second round 
 32 more candidates for the 40 pairs whose best candidate `readability_forced12`
 rates lowest (`hard_pairs`, `hard_pair_candidates`), each pair keeping the model's
 best of all its candidates: 2,080 candidates instead of 3,200, ≈ 5.7 minutes of
-sampling. Expected (README, tests 36–38): 79 and 84 forced on seeds 36 and 37,
-against 78 and 77 for `:chosen` on the same seeds and 71 for `pairs_reader` (seed
-37: 14 pairs gained, 1 lost, p = 0.001); confident 10–12, panel 31–38%. With
+sampling. Expected (README, tests 36–39): 79, 84, 79 and 76 forced on seeds 36–39,
+against 78 and 77 for `:chosen` on seeds 36 and 37, 71 and 67 for `pairs_reader`
+on seeds 37 and 39 (25 pairs gained, 3 lost) and 62 and 63 for `pairs` on seeds 38
+and 39 (38 gained, 8 lost); confident 10–12, panel 26–38%. With
 `--config.hard_pairs=25 --config.hard_pair_candidates=16` (1,200 candidates, ≈ 3
 minutes, about `pairs`' cost): 80 on seed 37. Outputs in `<workdir>/pairs_reader/hard/`.
 """
