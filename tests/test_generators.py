@@ -55,6 +55,10 @@ def test_a_second_round_draws_more_for_the_pairs_chosen_worst(tmp_path, tiny_mni
   pairs = np.array([[3, 7], [3, 9], [6, 7], [6, 9]])
   generated = generators.generate(config, pairs, workspace)
   assert generated.candidates.shape == (4 * 2 + 3, 28, 28)
+  # Same seed and config, same candidates and choice, bit for bit.
+  again = generators.generate(config, pairs, workspace)
+  np.testing.assert_array_equal(again.candidates, generated.candidates)
+  np.testing.assert_array_equal(again.images, generated.images)
   assert generated.first_round.sum() == 8
   # Each pair's candidates consecutive and a-major, its first round first.
   group = np.array([np.flatnonzero((pairs == row).all(1))[0]
