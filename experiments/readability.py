@@ -44,6 +44,15 @@ pools 1–4 (`--config.model.name=readability_forced4`). `readings/pool5_forced.
 15–18 (`--workdir=runs/pool5 --config.seed=15`, … `pool8`, seed 18; the reading
 tests with `--config.instruction=forced --config.seed=105` … `108`); `pool9_forced.npz`
 … `pool12_forced.npz` likewise for seeds 31–34 (reading-test seeds 109–112).
+`readings/pool13_forced.npz` (three blind readers, forced) holds what a readers'
+model *chose*: the two grids `pairs_reader:hard` kept on seeds 40 and 41 (`python
+run.py --experiment=pairs_reader:hard --workdir=runs/pool13/s40 --config.seed=40`,
+the same with s41 and 41; both `pairs.npz` copied to `runs/pool13/in/hard_s40/` and
+`hard_s41/` so that the test names them apart; the reading test with those two
+inputs, `--config.natural_flips_per_digit=0 --config.seed=113`; exported with
+`readability:forced --config.export_from=runs/pool13/reading_test`): 1,200
+readings of 400 views, for a chooser retrained on its own picks. No committed model
+has learned them yet.
 `readability:smoke` is for
 the tests (a tiny model, one epoch).
 """
