@@ -57,9 +57,10 @@ def test_drawing_raises_the_flip_objective_and_is_deterministic(tiny_unet,
   objective = objectives.FlipObjective(softmin_temperature=1.0)
   flip_pairs = jnp.array([[3, 7], [6, 9], [1, 1]])
   controls = strokes.random_strokes(jax.random.key(1), 3, 2)
-  draw = lambda prior_weight, steps: strokes.draw_strokes(
-      classifier, classifier_params, unet_params, controls, jnp.full((3, 2), 1.4),
-      flip_pairs, jax.random.split(jax.random.key(2), 3), flow_graphdef=unet,
+  keys = jax.random.split(jax.random.key(2), 3)
+  draw = lambda prior_weight, steps, count=3: strokes.draw_strokes(  # the first `count`
+      classifier, classifier_params, unet_params, controls[:count],
+      jnp.full((count, 2), 1.4), flip_pairs[:count], keys[:count], flow_graphdef=unet,
       objective=objective, steps=steps, learning_rate=0.3, softness=0.4, samples=6,
       prior_weight=prior_weight, guidance=1.0, prior_times=(0.2, 0.8))
   images, scores = draw(0.0, 25)
@@ -71,11 +72,7 @@ def test_drawing_raises_the_flip_objective_and_is_deterministic(tiny_unet,
   steps = [int(m) for m in re.findall(r'stroke drawing: step (\d+)/25', caplog.text)]
   assert steps[:14] == list(range(0, 25, 2)) + [25], caplog.text
   # Candidates are drawn apart: the first alone, with its own key, is the same drawing.
-  alone, _ = strokes.draw_strokes(
-      classifier, classifier_params, unet_params, controls[:1], jnp.full((1, 2), 1.4),
-      flip_pairs[:1], jax.random.split(jax.random.key(2), 3)[:1], flow_graphdef=unet,
-      objective=objective, steps=25, learning_rate=0.3, softness=0.4, samples=6,
-      prior_weight=0.0, guidance=1.0, prior_times=(0.2, 0.8))
+  alone, _ = draw(0.0, 25, count=1)
   np.testing.assert_allclose(alone[0], images[0], atol=1e-4)
   # The flow model's distillation moves the strokes; a zero weight leaves the
   # classifier alone in charge (same start, same keys).
