@@ -33,6 +33,11 @@ def generation(variant: str, generator: ml_collections.ConfigDict
   # A readability model's name (`experiments/readability.py`) to choose by instead
   # of the generating classifier; '' = none.
   config.readability = ''
+  # With a readability model choosing: rank candidates by its weaker reading times
+  # the generating classifier's (min p), so that of the candidates that model
+  # expects read, the classifier's best is kept; the second round's pairs stay
+  # those the readability model alone rates worst.
+  config.readability_with_classifier = False
   # With a readability model: it also replaces the generating classifier as the
   # guide (the push of ascent or classifier guidance, view weighting, resampling).
   config.readability_guides = False

@@ -15,6 +15,7 @@ from flipnum_jax import generators
 from flipnum_jax import io
 from flipnum_jax import models
 from flipnum_jax import objectives
+from flipnum_jax import readability
 from flipnum_jax import train
 from flipnum_jax.errors import ConfigError
 from flipnum_jax.generators import base
@@ -86,6 +87,48 @@ def test_a_second_round_draws_more_for_the_pairs_chosen_worst(tmp_path, tiny_mni
     bad[key] = value
     with pytest.raises(ConfigError, match=message):
       generators.generate(bad, pairs, workspace)
+
+
+def test_the_readers_model_times_the_classifier_chooses_and_the_model_alone_finds_hard_pairs(
+    tmp_path, mnist_dir):
+  # Real digits as candidates (retrieval, ranked by the committed generating
+  # classifier), read by the committed readers' model: a pair's candidates differ,
+  # and the two models prefer different ones for the pair (2, 5).
+  config = pairs_retrieval.get_config('')
+  config.classifier = pairs_experiment.get_config().classifier
+  config.generator.per_class, config.readability_guides = 20, False
+  config.candidates, config.hard_pairs, config.hard_pair_candidates = 3, 1, 2
+  config.readability, config.readability_with_classifier = 'readability_forced3', True
+  workspace = io.Workspace(tmp_path, str(mnist_dir))
+  pairs = np.array([[2, 5], [5, 2], [6, 9], [9, 6]])
+  generated = generators.generate(config, pairs, workspace)
+  candidates, candidate_pairs = generated.candidates, generated.candidate_pairs
+  group = np.array([np.flatnonzero((pairs == row).all(1))[0] for row in candidate_pairs])
+  # The readers' model's weaker reading and the classifier's, each view by hand.
+  reader = readability.load(config.readability, workspace)
+  index = np.arange(len(candidates))
+  read = np.minimum(
+      readability.view_answer_probs(*reader, candidates)[index, candidate_pairs[:, 0]],
+      readability.view_answer_probs(*reader, candidates[:, ::-1, ::-1])[
+          index, candidate_pairs[:, 1]])
+  classifier, _ = train.get_classifier(config.classifier, workspace)
+  p_upright, p_rotated, _ = generators.pair_probabilities(
+      *nnx.split(classifier), jnp.asarray(candidates), candidate_pairs)
+  product = read * np.minimum(p_upright, p_rotated)
+  first = generated.first_round
+  # The second round went to the pair the readers' model alone rates worst ...
+  worst = np.argmin(read[first].reshape(4, 3).max(1))
+  assert (group[~first] == worst).all()
+  # ... and each pair keeps the best by the product, not by the model alone.
+  kept = [np.flatnonzero(group == pair)[np.argmax(product[group == pair])]
+          for pair in range(4)]
+  np.testing.assert_array_equal(generated.images, candidates[kept])
+  by_reader = [np.flatnonzero(group == pair)[np.argmax(read[group == pair])]
+               for pair in range(4)]
+  assert kept != by_reader
+  config.readability = ''
+  with pytest.raises(ConfigError, match='readability_with_classifier needs'):
+    generators.generate(config, pairs, workspace)
 
 
 @pytest.mark.parametrize('name', sorted(generators.REGISTRY))

@@ -12,7 +12,8 @@ A generator is a module registered by name in `REGISTRY` with
 `generate` draws K candidates per pair with the generator the config names, reads
 them with the generating classifier, and keeps one per pair (`choose`), or, with
 `readability` naming a readability model (`flipnum_jax.readability`), the one whose
-weaker view that model most expects a blind reader to name (with
+weaker view that model most expects a blind reader to name (times the
+classifier's weaker reading with `readability_with_classifier`; with
 `readability_guides`, that model also guides in place of the generating classifier);
 `guide_reader` instead multiplies the classifier's probabilities in the guide by a
 readability model's, or by several models' (`guide_model`), the choice staying the
@@ -68,6 +69,9 @@ def check(config: ml_collections.ConfigDict):
   readability.refuse_judge('readability', config.readability)
   if config.readability_guides and not config.readability:
     raise ConfigError('readability_guides needs a readability model (readability=NAME)')
+  if config.readability_with_classifier and not config.readability:
+    raise ConfigError('readability_with_classifier needs a readability model '
+                      '(readability=NAME)')
   for reader in guide_readers(config):
     readability.refuse_judge('guide_reader', reader)
   if config.guide_reader and config.readability_guides:
@@ -216,7 +220,9 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
   the readability model's best). With `hard_pairs` > 0, a second round draws
   `hard_pair_candidates` more for each of the `hard_pairs` pairs whose best
   first-round candidate the chooser scores lowest (search spent where it is
-  needed), and each pair keeps the best of all its candidates.
+  needed), and each pair keeps the best of all its candidates. With
+  `readability_with_classifier`, the kept one is the best by the product of the
+  readability model's and the generating classifier's weaker readings.
   A bad config is refused before anything is trained or written."""
   module = check(config)
   if config.hard_pairs > len(pairs):
@@ -257,6 +263,8 @@ def generate(config: ml_collections.ConfigDict, pairs: np.ndarray,
   order = np.argsort(group, kind='stable')
   group = group[order]
   images, p_upright, p_rotated, reads, scores = (values[order] for values in found)
+  if config.readability_with_classifier:
+    scores = scores * np.minimum(p_upright, p_rotated)
   best = best_in_groups(scores, group, len(pairs))
   run_seconds = sum(d.seconds.run for d in rounds)
   timing_summary = {'compile_seconds': sum(d.seconds.compile for d in rounds),
