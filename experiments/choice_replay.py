@@ -1,14 +1,14 @@
 """Replays candidate choosers against blind readings of every candidate (lever 5).
 
-    python run.py --experiment=pairs --workdir=runs/pool1 --config.seed=1 --config.candidates=4
+    python run.py --experiment=pairs:classic --workdir=runs/pool1 --config.seed=1 --config.candidates=4
     python run.py --experiment=choice_replay --workdir=runs/pool1 \
-        --config.candidates_file=runs/pool1/pairs/candidates.npz --config.seed=1 \
+        --config.candidates_file=runs/pool1/pairs/classic/candidates.npz --config.seed=1 \
         --config.readings=readings/pool1_forced.npz,readings/pool1.npz
 
 (seed 2 and `readings/pool2*.npz` likewise; pool 3 is the portfolio run of the
 readability experiment's docstring: `--config.seed=3 --config.candidates_per_pair=8`
 with `readings/pool3*.npz`). For each chooser — the first candidate,
-`pairs`' own choice, the flow model's typicality alone, the ensemble vetoes of
+`pairs:classic`' own choice, the flow model's typicality alone, the ensemble vetoes of
 `ensembles` (a candidate counts as read only when every member reads both views:
 the generating classifier, an adversarially trained closed-set CNN, an MLP, the
 nearest class mean; generator-side models with their own seeds, never judges) and

@@ -51,7 +51,7 @@ import ml_collections
 from experiments import blog_pairs
 from experiments import pairs
 
-VARIANTS = (*pairs.VARIANTS, 'chosen', 'hard')
+VARIANTS = (*pairs.GENERATION_VARIANTS, 'chosen', 'hard')
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:

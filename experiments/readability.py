@@ -7,9 +7,9 @@ blind readers each (confident instruction) on every candidate view of `pairs` wi
 seeds 1 and 2 (K = 4; 800 views each) — *unreported* images, never the grid's seed 0.
 To redo them, with people or helpers:
 
-    python run.py --experiment=pairs --workdir=runs/pool1 --config.seed=1 --config.candidates=4
+    python run.py --experiment=pairs:classic --workdir=runs/pool1 --config.seed=1 --config.candidates=4
     python run.py --experiment=reading_test --workdir=runs/pool1 \
-        --config.inputs=runs/pool1/pairs/candidates.npz --config.natural_flips_per_digit=0 \
+        --config.inputs=runs/pool1/pairs/classic/candidates.npz --config.natural_flips_per_digit=0 \
         --config.format=sheets --config.instruction=confident --config.raters=r1,r2,r3
     (each rater fills in sheets/<rater>/; save as runs/pool1/reading_test/readings/<rater>.txt)
     python run.py --experiment=readability --config.export_from=runs/pool1/reading_test \
@@ -21,14 +21,14 @@ first). Trains
 the kit's CNN classifier kind with 11 classes (the ten digits, "can't tell") on
 every answer beside 20,000 MNIST digits, holding out 20% of the views; writes
 `<workdir>/models/readability/` with the held-out agreement with the raters'
-majority (see the README's method table for the figures). `pairs
+majority (see the README's method table for the figures). `pairs:classic
 --config.readability=readability` then chooses by it. `readability:forced` learns
 the forced readings of the same views instead (`readings/pool1_forced.npz`,
 `pool2_forced.npz`: three other blind readers each, `--config.instruction=forced`
 in the commands above) into `<workdir>/models/readability_forced/`.
 `readings/pool3.npz` and `pool3_forced.npz` (three blind readers per instruction)
 hold every candidate view of a portfolio run whose last six candidates of eight
-go without the classifier's push (`python run.py --experiment=pairs
+go without the classifier's push (`python run.py --experiment=pairs:classic
 --workdir=runs/pool3 --config.seed=3 --config.candidates=8
 --config.generator.unpushed_per_pair=6`, then the commands above with pool3); add
 them with `--config.readings=…` and another `--config.model.name=…`, e.g.

@@ -91,3 +91,21 @@ def test_bad_pair_configs_exit_2_and_write_nothing(override, message, tmp_path):
   result = run_cli('--experiment=blog_pairs:smoke', override, f'--workdir={tmp_path}')
   assert_one_line_error(result, message)
   assert not any(tmp_path.iterdir())
+
+
+def test_the_main_job_runs_with_the_committed_models(tmp_path, mnist_dir):
+  # `pairs` as the README's first command runs it (the readers' model in the guide,
+  # a second round, the product choice), on 2 × 2 pairs and two steps, nothing
+  # trained: every model it needs is in pretrained/.
+  result = run_cli('--experiment=pairs', f'--workdir={tmp_path}',
+                   '--config.upright_digits=(3,6)', '--config.rotated_digits=(7,9)',
+                   '--config.generator.steps=2', '--config.candidates=2',
+                   '--config.hard_pairs=1', '--config.hard_pair_candidates=3',
+                   data_dir=mnist_dir)
+  assert result.returncode == 0, result.stderr[-2000:]
+  out = tmp_path / 'pairs'
+  assert exchange.load_pairs_file(out / 'pairs.npz')[1].tolist() == [[3, 7], [3, 9],
+                                                                      [6, 7], [6, 9]]
+  assert len(exchange.load_pairs_file(out / 'candidates.npz')[1]) == 4 * 2 + 3
+  assert not (tmp_path / 'models').exists()
+  assert '+ 3 for the 1 pairs rated worst' in result.stdout

@@ -1,14 +1,16 @@
 """Replays candidate choosers against blind readings of every candidate.
 
 The committed readings files (`readings/pool*.npz`) hold blind readers' answers to
-every candidate view of a `pairs` run that is never reported (seeds 1 and 2, K = 4).
+every candidate view of a `pairs:classic` run that is never reported (seeds 1 and 2,
+K = 4).
 With them, any generator-side chooser can be scored without a new reading test: for
 each pair, the candidate it would keep, and whether the readers' majority (a strict
 majority of the file's raters) read that candidate both ways. The choosers replayed:
 - `first`: each pair's first candidate (no choice at all);
-- `generator`: the choice `pairs` makes (`generators.choose`: among the candidates the
-  generating classifier reads both ways, the flow model's most typical; its
-  typicality check drawn with the key `pairs` draws it with, from `seed`);
+- `generator`: the choice `pairs:classic` makes (`generators.choose`: among the
+  candidates the generating classifier reads both ways, the flow model's most
+  typical; its typicality check drawn with the key `pairs:classic` draws it with,
+  from `seed`);
 - `typicality`: the flow model's most typical candidate alone;
 - `veto:<members>` (lever 5 of the readers' issue): `generator`'s ranking, with the
   candidates that every member of a generator-side ensemble reads both ways (top
@@ -200,12 +202,12 @@ def choosers(config: ml_collections.ConfigDict, pairs_config: ml_collections.Con
 
 def run_experiment(config: ml_collections.ConfigDict, workspace: io.Workspace,
                    name: str) -> None:
-  from experiments import pairs as pairs_experiment  # the choice `pairs` makes
+  from experiments import pairs as pairs_experiment  # the choice `pairs:classic` makes
   if not config.candidates_file or not config.readings:
     raise ConfigError('choice_replay needs candidates_file= (a pairs run\'s '
                       'candidates.npz) and readings= (its readings files)')
   readability.refuse_judge('readability', config.readability)
-  pairs_config = pairs_experiment.get_config()
+  pairs_config = pairs_experiment.get_config('classic')
   pairs_config.seed = config.seed
   images, candidate_pairs = exchange.load_pairs_file(config.candidates_file)
   if len(candidate_pairs) % config.candidates_per_pair:
