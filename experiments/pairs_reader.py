@@ -1,9 +1,9 @@
-"""`pairs` guided by what blind readers name as well: the generating classifier's
+"""`pairs:classic` guided by what blind readers name as well: the generating classifier's
 probabilities multiplied, in the guide, by those of a readability model.
 
     python run.py --experiment=pairs_reader
 
-Everything as in `pairs` (view-averaged flow sampling, classifier-free guidance 3,
+Everything as in `pairs:classic` (view-averaged flow sampling, classifier-free guidance 3,
 the soft-min flip objective's gradient at weight 2, K = 8, the same choice), but
 the objective reads each view with p ∝ p_classifier · p_reader, a product of
 experts (`generators.guide_model`), where the reader is `readability_forced3`:
@@ -12,7 +12,7 @@ are never reported (`readings/pool{1,2,3}_forced.npz`), committed in `pretrained
 The choice among candidates stays the generating classifier's and the flow model's.
 Expected (README, tests 15–35, three fresh blind readers per instruction each):
 the readers' majority reads 59–77 of 100 pairs both ways (forced) against 54–67
-for `pairs` in the same tests (paired p ≤ 0.03 in four of seven), and 8–13
+for `pairs:classic` in the same tests (paired p ≤ 0.03 in four of seven), and 8–13
 (confident) against 11–17; the models' panel 39–50% (the open-set veto judge
 rejects half); ≈ 2.5 minutes warm on 2 CPU cores. `--config.guide_reader=A,B`
 guides by several readers at once (tests 21–22: no better);
@@ -40,10 +40,12 @@ rates lowest (`hard_pairs`, `hard_pair_candidates`), each pair keeping the model
 best of all its candidates: 2,080 candidates instead of 3,200, ≈ 5.7 minutes of
 sampling. Expected (README, tests 36–39): 79, 84, 79 and 76 forced on seeds 36–39,
 against 78 and 77 for `:chosen` on seeds 36 and 37, 71 and 67 for `pairs_reader`
-on seeds 37 and 39 (25 pairs gained, 3 lost) and 62 and 63 for `pairs` on seeds 38
-and 39 (38 gained, 8 lost); confident 10–12, panel 26–38%. With
+on seeds 37 and 39 (25 pairs gained, 3 lost) and 62 and 63 for `pairs:classic` on
+seeds 38 and 39 (38 gained, 8 lost); confident 10–12, panel 26–38%. With
 `--config.hard_pairs=25 --config.hard_pair_candidates=16` (1,200 candidates, ≈ 3
-minutes, about `pairs`' cost): 80 on seed 37. Outputs in `<workdir>/pairs_reader/hard/`.
+minutes, about `pairs:classic`' cost): 80 on seed 37. Outputs in
+`<workdir>/pairs_reader/hard/`. The main job `pairs` is this method with K = 6,
+25 × 12 and the classifier in the choice (`readability_with_classifier`).
 """
 
 import ml_collections

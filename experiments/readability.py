@@ -3,7 +3,7 @@
     python run.py --experiment=readability
 
 Reads the committed blind readings `readings/pool1.npz` and `pool2.npz`: three
-blind readers each (confident instruction) on every candidate view of `pairs` with
+blind readers each (confident instruction) on every candidate view of `pairs:classic` with
 seeds 1 and 2 (K = 4; 800 views each) — *unreported* images, never the grid's seed 0.
 To redo them, with people or helpers:
 
