@@ -13,20 +13,20 @@ K = 6 candidates per pair in one compiled 20-step scan, then 12 more for each of
 the 25 pairs whose best candidate `readability_forced12` (the readers' model of all
 twelve unreported pools) rates lowest; each pair keeps the candidate with the
 highest product of that model's and the generating classifier's weaker readings
-(`readability_with_classifier`). Expected (README, tests 41 and 42, three fresh
-blind readers per instruction each): the readers' majority reads 71 of the 100
-pairs both ways under the forced instruction and 12 under the confident one at
-seed 0, against 62 and 16 for `pairs:classic` (with 16 second-round candidates
-instead of 12: 78 and 75 forced on seeds 42 and 43, against 61 and 61); the
-judges' majority ≈ 87%, ≈ 42–49% with the open-set veto; ≈ 3 minutes on 2 CPU
-cores.
+(`readability_with_classifier`). Expected (README, tests 41–43, three fresh blind
+readers per instruction each): the readers' majority reads 71, 70 and 73 of the 100
+pairs both ways under the forced instruction and 10–12 under the confident one on
+seeds 0, 44 and 45, against 62, 56 and 53 and 11–16 for `pairs:classic` (with 16
+second-round candidates instead of 12: 78 and 75 forced on seeds 42 and 43); the
+judges' majority ≈ 87–89%, ≈ 42–49% with the open-set veto; 157 s from the command
+to the grid on 2 CPU cores.
 
     python run.py --experiment=pairs:classic
 
 is the main job as it was until test 41: the generating classifier alone in the
 guide, K = 8, each pair keeping, among the candidates that classifier reads both
 ways, the one whose worse view the flow model finds most typical. Expected: 51–67
-forced and 9–20 confident over twenty-five reading tests, the judges' majority
+forced and 9–20 confident over twenty-six reading tests, the judges' majority
 ≈ 93%, ≈ 80% with the veto, ≈ 2 minutes. Its outputs go to
 `<workdir>/pairs/classic/`. `number`, `bench`, `pairs_strokes` and `pairs_reader`
 build on its `generation`; the smoke variant is the classic one.
