@@ -10,16 +10,17 @@ the robust *open-set* generating classifier (`train:open_set`: an 11th class for
 two digits drawn over each other) times `readability_forced3`, a model of blind
 readers' forced answers on candidates that are never reported (as `pairs_reader`).
 K = 6 candidates per pair in one compiled 20-step scan, then 12 more for each of
-the 25 pairs whose best candidate `readability_forced12` (the readers' model of all
-twelve unreported pools) rates lowest; each pair keeps the candidate with the
+the 25 pairs whose best candidate `readability_forced13` (the readers' model of all
+thirteen unreported pools, the last of them readings of the grids
+`pairs_reader:hard` kept) rates lowest; each pair keeps the candidate with the
 highest product of that model's and the generating classifier's weaker readings
-(`readability_with_classifier`). Expected (README, tests 41–43, three fresh blind
-readers per instruction each): the readers' majority reads 71, 70 and 73 of the 100
-pairs both ways under the forced instruction and 10–12 under the confident one on
-seeds 0, 44 and 45, against 62, 56 and 53 and 11–16 for `pairs:classic` (with 16
-second-round candidates instead of 12: 78 and 75 forced on seeds 42 and 43); the
-judges' majority ≈ 87–89%, ≈ 42–49% with the open-set veto; 157 s from the command
-to the grid on 2 CPU cores.
+(`readability_with_classifier`). Expected (README, tests 41–45, three fresh blind
+readers per instruction each): the readers' majority reads 82 and 81 of the 100
+pairs both ways under the forced instruction on seeds 44 and 45 (test 44), against
+76 and 72 with `readability_forced12` choosing and 56 and 53 for `pairs:classic`
+(test 43, other readers), and 10–12 under the confident one; the judges' majority
+≈ 87–91%, ≈ 40–49% with the open-set veto; 150 s from the command to the grid on
+2 CPU cores.
 
     python run.py --experiment=pairs:classic
 
@@ -59,9 +60,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = generation('' if variant == 'classic' else variant)
   if variant == '':
     # The readers' model joins the guide, the search goes where it expects failure,
-    # and it chooses with the generating classifier (README, tests 36–42).
+    # and it chooses with the generating classifier (README, tests 36–45).
     config.guide_reader = 'readability_forced3'
-    config.readability = 'readability_forced12'
+    config.readability = 'readability_forced13'
     config.readability_with_classifier = True
     config.candidates = 6
     config.hard_pairs = 25

@@ -51,8 +51,9 @@ the same with s41 and 41; both `pairs.npz` copied to `runs/pool13/in/hard_s40/` 
 `hard_s41/` so that the test names them apart; the reading test with those two
 inputs, `--config.natural_flips_per_digit=0 --config.seed=113`; exported with
 `readability:forced --config.export_from=runs/pool13/reading_test`): 1,200
-readings of 400 views, for a chooser retrained on its own picks. No committed model
-has learned them yet.
+readings of 400 views, for a chooser retrained on its own picks:
+`readability_forced13` (pools 1–13, committed in `pretrained/` with its command),
+which chooses in the main job, `pairs`.
 `readability:smoke` is for
 the tests (a tiny model, one epoch).
 """
