@@ -53,7 +53,12 @@ inputs, `--config.natural_flips_per_digit=0 --config.seed=113`; exported with
 `readability:forced --config.export_from=runs/pool13/reading_test`): 1,200
 readings of 400 views, for a chooser retrained on its own picks:
 `readability_forced13` (pools 1–13, committed in `pretrained/` with its command),
-which chooses in the main job, `pairs`.
+which chooses in the main job, `pairs`. `readings/pool14_forced.npz` (three blind
+readers, forced) likewise holds the grids the main job itself kept on the unreported
+seeds 46 and 47 (`python run.py --experiment=pairs --workdir=runs/pool14/s46
+--config.seed=46`, the same with s47 and 47; inputs copied to
+`runs/pool14/in/pairs_s46/` and `pairs_s47/`; `--config.natural_flips_per_digit=0
+--config.seed=114`): 1,200 readings of 400 views, not yet learned by any model.
 `readability:smoke` is for
 the tests (a tiny model, one epoch).
 """
