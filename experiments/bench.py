@@ -9,8 +9,8 @@ Times, in one run (medians of `repeats` after a warm-up; FLOPs by XLA's count):
   model's U-Net (the `diffusion` experiment's: flow matching, batch 64, EMA),
   images/s, and the PyTorch ports' (when `torch` imports);
 - the classic main job's sampler: `flow.sample_flips` with the `pairs:classic`
-  settings (view averaging, guidance 3, classifier guidance weight 2 with the soft-min, jittered,
-  rotated objective) on 100 pairs × K = 8 candidates, `sampler.steps` Euler steps
+  settings (view averaging, guidance 3, classifier guidance weight 2 with the
+  soft-min, jittered, rotated objective) on 100 pairs × K = 8 candidates, `sampler.steps` Euler steps
   (3: each takes ≈ 15 s here, and the per-step cost is what matters; it runs
   20): image-steps/s, compile time, where a step's time goes (the U-Net's pass over
   4N images, the classifier's gradient), the scan body's penalty (the same step
@@ -41,8 +41,8 @@ DIGITS = '(0,1,2,3,4,5,6,7,8,9)'
 
 
 def sampler_config(variant: str = '') -> ml_collections.ConfigDict:
-  """The sampler `pairs:classic` runs, read from its own config so the two cannot drift:
-  its U-Net and generating classifier architectures (random weights), objective,
+  """The sampler `pairs:classic` runs, read from its own config so the two cannot
+  drift: its U-Net and generating classifier architectures (random weights), objective,
   guidance, classifier weight and K; only the steps are fewer."""
   generation = pairs.generation(variant)
   return ml_collections.ConfigDict({

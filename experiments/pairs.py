@@ -18,8 +18,8 @@ highest product of that model's and the generating classifier's weaker readings
 readers per instruction each): the readers' majority reads 78, 82 and 81 of the 100
 pairs both ways under the forced instruction on seeds 0, 44 and 45 (tests 44–45),
 against 81, 76 and 72 with `readability_forced12` choosing, and 11 under the
-confident one; `pairs:classic` read 53–62 and 11–16 on the same seeds (tests 42–43,
-other readers); the judges' majority ≈ 88–91%, ≈ 40–49% with the open-set veto;
+confident one; `pairs:classic` read 53–62 and 11–16 on the same seeds (tests
+42–43, other readers); the judges' majority ≈ 88–91%, ≈ 40–49% with the open-set veto;
 ≈ 2.5 minutes from the command to the grid on 2 CPU cores.
 
     python run.py --experiment=pairs:classic

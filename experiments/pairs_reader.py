@@ -1,10 +1,11 @@
-"""`pairs:classic` guided by what blind readers name as well: the generating classifier's
-probabilities multiplied, in the guide, by those of a readability model.
+"""`pairs:classic` guided by what blind readers name as well: the generating
+classifier's probabilities multiplied, in the guide, by those of a readability model.
 
     python run.py --experiment=pairs_reader
 
-Everything as in `pairs:classic` (view-averaged flow sampling, classifier-free guidance 3,
-the soft-min flip objective's gradient at weight 2, K = 8, the same choice), but
+Everything as in `pairs:classic` (view-averaged flow sampling, classifier-free
+guidance 3, the soft-min flip objective's gradient at weight 2, K = 8, the same
+choice), but
 the objective reads each view with p ∝ p_classifier · p_reader, a product of
 experts (`generators.guide_model`), where the reader is `readability_forced3`:
 the kit's CNN trained on 9,600 forced blind readings of 3,200 candidate views that

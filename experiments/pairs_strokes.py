@@ -9,8 +9,8 @@ soft-min flip objective (jitter, small rotations) of the open-set robust classif
 times the readability model `readability_forced3` — while score distillation from
 the committed flow model (weight 0.3, noise levels 0.2–0.8, guidance 3) pulls both
 views towards handwriting it knows. K = 4 per pair from random strokes; the choice
-is `pairs:classic`' own (among candidates the classifier reads both ways, the one whose
-worse view the flow model finds most typical). Expected (README, test 31, seed 28,
+is `pairs:classic`' own (among candidates the classifier reads both ways, the one
+whose worse view the flow model finds most typical). Expected (README, test 31, seed 28,
 three fresh blind readers per instruction): clean, even strokes that the readers'
 majority reads both ways on 29 of 100 pairs (forced) and 6 (confident), against 61
 and 9 for `pairs_reader` on the same seed; panel 45%, Fréchet ≈ 275–306; ≈ 13

@@ -3,8 +3,8 @@
     python run.py --experiment=readability
 
 Reads the committed blind readings `readings/pool1.npz` and `pool2.npz`: three
-blind readers each (confident instruction) on every candidate view of `pairs:classic` with
-seeds 1 and 2 (K = 4; 800 views each) — *unreported* images, never the grid's seed 0.
+blind readers each (confident instruction) on every candidate view of
+`pairs:classic` with seeds 1 and 2 (K = 4; 800 views each) — *unreported* images, never the grid's seed 0.
 To redo them, with people or helpers:
 
     python run.py --experiment=pairs:classic --workdir=runs/pool1 --config.seed=1 --config.candidates=4

@@ -48,6 +48,11 @@ def test_hard_pairs_are_those_whose_best_candidate_scores_lowest():
   np.testing.assert_array_equal(generators.hard_pairs(scores, 2, 2), [1, 3])
 
 
+def pair_index(pairs: np.ndarray, candidate_pairs: np.ndarray) -> np.ndarray:
+  """Each candidate's pair, as its row in `pairs`."""
+  return np.array([np.flatnonzero((pairs == row).all(1))[0] for row in candidate_pairs])
+
+
 def test_a_second_round_draws_more_for_the_pairs_chosen_worst(tmp_path, tiny_mnist):
   config = blog_pairs.get_config('smoke')  # ascent, 2 × 2 pairs, no typicality
   config.candidates, config.hard_pairs, config.hard_pair_candidates = 2, 1, 3
@@ -62,8 +67,7 @@ def test_a_second_round_draws_more_for_the_pairs_chosen_worst(tmp_path, tiny_mni
   np.testing.assert_array_equal(again.images, generated.images)
   assert generated.first_round.sum() == 8
   # Each pair's candidates consecutive and a-major, its first round first.
-  group = np.array([np.flatnonzero((pairs == row).all(1))[0]
-                    for row in generated.candidate_pairs])
+  group = pair_index(pairs, generated.candidate_pairs)
   assert np.all(np.diff(group) >= 0)
   for pair in range(4):
     assert generated.first_round[group == pair][:2].all()
@@ -103,7 +107,7 @@ def test_the_readers_model_times_the_classifier_chooses_and_the_model_alone_find
   pairs = np.array([[2, 5], [5, 2], [6, 9], [9, 6]])
   generated = generators.generate(config, pairs, workspace)
   candidates, candidate_pairs = generated.candidates, generated.candidate_pairs
-  group = np.array([np.flatnonzero((pairs == row).all(1))[0] for row in candidate_pairs])
+  group = pair_index(pairs, candidate_pairs)
   # The readers' model's weaker reading and the classifier's, each view by hand.
   reader = readability.load(config.readability, workspace)
   index = np.arange(len(candidates))
